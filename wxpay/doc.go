@@ -1,0 +1,21 @@
+// Package wxpay implements the WeChat Pay merchant protocol and nothing else:
+// APIv3 request signing (Authorization WECHATPAY2-SHA256-RSA2048), verification
+// of WeChat's signed responses and notifications against a key set that holds
+// platform certificates and WeChat Pay public keys together, AEAD_AES_256_GCM,
+// the notification envelope and its transaction and refund resources, the
+// wx.requestPayment parameters (APIv3 RSA and APIv2 MD5/HMAC-SHA256), and
+// APIv2 map signing, XML and refund req_info decryption.
+//
+// The package is transport-free: inputs are header values, raw body bytes, a
+// key set and a clock. It imports neither net/http nor fasthttp; the HTTP
+// clients live in wxpay/client.
+//
+// RSA work goes through a Backend. GoBackend uses crypto/rsa and is always
+// available; wxpay/openssl provides an OpenSSL 3 backend (cgo) that signs
+// about four times faster on CPUs with AVX-512 IFMA. PKCS#1 v1.5 signatures
+// are deterministic, so both produce byte-identical results.
+//
+// Unless a type's documentation says otherwise, values are safe for
+// concurrent use once built, and functions do not retain the slices passed to
+// them.
+package wxpay
