@@ -5,7 +5,15 @@ go 1.26.0
 replace github.com/wxpayd/wxpayd => ../..
 
 require (
-	github.com/go-pay/gopay v1.5.101 // indirect
-	github.com/wechatpay-apiv3/wechatpay-go v0.2.20 // indirect
-	github.com/wxpayd/wxpayd v0.0.0-00010101000000-000000000000 // indirect
+	github.com/go-pay/crypto v0.0.1
+	github.com/go-pay/gopay v1.5.101
+	github.com/wechatpay-apiv3/wechatpay-go v0.2.20
+	github.com/wxpayd/wxpayd v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/go-pay/errgroup v0.0.2 // indirect
+	github.com/go-pay/util v0.0.2 // indirect
+	github.com/go-pay/xlog v0.0.2 // indirect
+	github.com/go-pay/xtime v0.0.2 // indirect
 )
