@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target in the main module for a bounded time each.
+# Usage: .ci/fuzz.sh DURATION   (e.g. 5s in make test, 60s in make fuzz)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dur=${1:-30s}
+mapfile -t targets < <(grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(f \*testing\.F\)' . | grep -v '^./bench/peers/' | sort)
+count=0
+for file in "${targets[@]}"; do
+  pkg=$(dirname "$file")
+  for fn in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/'); do
+    echo "fuzz $pkg $fn ($dur)"
+    go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$dur" "$pkg" >/tmp/wxpayd-fuzz.log 2>&1 || { cat /tmp/wxpayd-fuzz.log; exit 1; }
+    count=$((count + 1))
+  done
+done
+echo "fuzz: $count targets ran for $dur each"

@@ -1,0 +1,64 @@
+# wxpayd — see README.md. Two commands do all set-up on a fresh machine:
+#   make run    the whole stack (real Kafka and ClickHouse, wxpaysim, wxpayd)
+#   make test   every test, including integration tests against real services
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO       ?= go
+BIN      := $(CURDIR)/bin
+RUN_DIR  := $(CURDIR)/.run
+SERVICES := bash deploy/local/services.sh
+FUZZTIME ?= 60s
+# Packages whose concurrency is their job run under the race detector.
+RACE_PKGS ?= $(shell $(GO) list ./actors/... ./sink/... ./ingress/... ./wxpay/client/... ./wxpay/openssl/... ./bench/sim/... 2>/dev/null)
+
+.PHONY: all build run test unit race peers fuzz fuzz-brief lint bench services-up services-down services-status clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## run: start real Kafka and ClickHouse, then the stack in the foreground.
+run: build services-up
+	bash deploy/local/run-stack.sh
+
+## test: lint, unit, race, SDK cross-checks, brief fuzzing, integration.
+test: lint services-up
+	@echo "== unit and integration tests (services required)"
+	eval "$$($(SERVICES) env)"; WXPAYD_INTEGRATION=1 $(GO) test -count=1 -timeout 20m ./...
+	@echo "== race detector"
+	$(if $(strip $(RACE_PKGS)),$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS))
+	@echo "== SDK oracles (bench/peers)"
+	cd bench/peers && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
+	@$(MAKE) --no-print-directory fuzz-brief
+
+unit:
+	$(GO) test ./...
+
+## fuzz: every fuzzer for FUZZTIME each (make fuzz FUZZTIME=5m).
+fuzz:
+	bash .ci/fuzz.sh $(FUZZTIME)
+
+fuzz-brief:
+	bash .ci/fuzz.sh 5s
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null; cd bench/peers && gofmt -l .); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## bench: micro-benchmarks side by side with the SDKs; writes docs/benchmarks.md.
+bench: build
+	bash bench/run-bench.sh
+
+services-up:
+	$(SERVICES) up
+
+services-down:
+	$(SERVICES) down
+
+services-status:
+	$(SERVICES) status
+
+clean:
+	rm -rf $(BIN)
