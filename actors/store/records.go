@@ -1,0 +1,94 @@
+package store
+
+// Records kept in the store. They are JSON-encoded: the order record is a
+// few hundred bytes and encoding costs microseconds next to an fsync.
+
+// State is an order state. The names are a contract (API, events, analysts).
+type State string
+
+// Order states of the design's state machine.
+const (
+	StateCreated   State = "CREATED"   // stock reserved, prepay in flight
+	StatePrepaid   State = "PREPAID"   // prepay_id held (valid 2 h)
+	StatePaid      State = "PAID"      // money received
+	StateClosed    State = "CLOSED"    // unpaid past the TTL, closed at WeChat, stock released
+	StateFailed    State = "FAILED"    // prepay refused, stock released
+	StateRefunding State = "REFUNDING" // a refund is in flight
+	StateRefunded  State = "REFUNDED"  // at least one refund completed; RefundedFen keeps the total
+)
+
+// Final reports whether no timer or WeChat call is pending in this state.
+func (s State) Final() bool {
+	switch s {
+	case StatePaid, StateClosed, StateFailed, StateRefunded:
+		return true
+	}
+	return false
+}
+
+// Refund is one refund of an order.
+type Refund struct {
+	OutRefundNo string `json:"out_refund_no"`
+	Amount      int64  `json:"amount"`
+	Reason      string `json:"reason,omitempty"`
+	Status      string `json:"status"` // PROCESSING, SUCCESS, CLOSED, ABNORMAL, FAILED
+	RefundID    string `json:"refund_id,omitempty"`
+	CreatedMs   int64  `json:"created_ms"`
+	DoneMs      int64  `json:"done_ms,omitempty"`
+}
+
+// Order is the durable record of one order, owned by its order actor.
+type Order struct {
+	OutTradeNo  string `json:"out_trade_no"`
+	Seq         uint64 `json:"seq"` // seq of the last event
+	State       State  `json:"state"`
+	OpenID      string `json:"openid"`
+	SKU         string `json:"sku"`
+	Description string `json:"description"`
+	Quantity    int64  `json:"quantity"`
+	Total       int64  `json:"total"` // fen
+	Currency    string `json:"currency"`
+	IdemKey     string `json:"idempotency_key,omitempty"`
+
+	PrepayID      string `json:"prepay_id,omitempty"`
+	PrepayMicros  int64  `json:"prepay_latency_us,omitempty"`
+	FailCode      string `json:"fail_code,omitempty"`
+	TransactionID string `json:"transaction_id,omitempty"`
+
+	CreatedMs  int64 `json:"created_ms"`
+	PrepaidMs  int64 `json:"prepaid_ms,omitempty"`
+	PaidMs     int64 `json:"paid_ms,omitempty"`
+	ClosedMs   int64 `json:"closed_ms,omitempty"`
+	ExpiresMs  int64 `json:"expires_ms"`             // order TTL: close at WeChat after this
+	NextTickMs int64 `json:"next_tick_ms,omitempty"` // when the timer next fires (0: none)
+	Queries    int   `json:"queries,omitempty"`      // active queries made so far
+
+	RefundedFen int64    `json:"refunded,omitempty"`
+	Refunds     []Refund `json:"refunds,omitempty"`
+
+	// NotifyIDs keeps the last notification ids applied, for dedupe of
+	// WeChat's retries (bounded; state checks catch older duplicates).
+	NotifyIDs []string `json:"notify_ids,omitempty"`
+	Alerts    []string `json:"alerts,omitempty"`
+}
+
+// SKU is a catalogue entry: what an admin set. Counts are derived from
+// reservations, so they cannot drift from the orders.
+type SKU struct {
+	SKU           string `json:"sku"`
+	Description   string `json:"description"`
+	Price         int64  `json:"price"` // fen per unit
+	Stock         int64  `json:"stock"`
+	PerBuyerLimit int64  `json:"per_buyer_limit"` // 0: no limit
+	UpdatedMs     int64  `json:"updated_ms"`
+}
+
+// Reservation is one order's hold on a SKU's stock, written in the same
+// durable write as the order's transition: created with CREATED, marked sold
+// with PAID, deleted with CLOSED or FAILED. On start an inventory actor
+// rebuilds its counts from these.
+type Reservation struct {
+	OpenID   string `json:"openid"`
+	Quantity int64  `json:"quantity"`
+	Sold     bool   `json:"sold,omitempty"`
+}

@@ -1,0 +1,448 @@
+// Package store is wxpayd's durable state on Pebble: order records, their
+// event history, the outbox of events not yet confirmed by Kafka, stock
+// reservations and the SKU catalogue.
+//
+// Every transition is one Write: the order record, its events (history and
+// outbox) and its reservation change, committed as one batch with fsync.
+// Pebble group-commits concurrent synced batches, so many order actors
+// share each fsync. Nothing is acknowledged before Commit returns.
+//
+// Key layout (all keys are ASCII; numbers are fixed-width hex):
+//
+//	o/<out_trade_no>                order record
+//	h/<out_trade_no>/<seq>          event history
+//	x/<outbox seq>                  outbox: events waiting for the relay
+//	a/<out_trade_no>                active orders (non-final): timers resume from these
+//	r/<sku>/<out_trade_no>          stock reservations
+//	k/<sku>                         SKU catalogue
+//
+// A Store is safe for concurrent use. Writes to one order must come from
+// its owner (the order actor); the store does not lock per order.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/wxpayd/wxpayd/actors/event"
+)
+
+// ErrClosed: the store was closed.
+var ErrClosed = errors.New("store: closed")
+
+// Options tune the store. The zero value is the default.
+type Options struct {
+	// CacheBytes is Pebble's block cache (default 64 MiB).
+	CacheBytes int64
+	// NoSync turns off fsync; for benchmarks that measure everything else.
+	NoSync bool
+}
+
+// Store is the durable state of one wxpayd node (or shard).
+type Store struct {
+	db     *pebble.DB
+	cache  *pebble.Cache
+	wopts  *pebble.WriteOptions
+	closed atomic.Bool
+
+	// Outbox sequence numbers are assigned when a Write is built and become
+	// visible when it commits; commits finish out of order. pending holds
+	// the assigned, uncommitted ones so the relay never reads past the
+	// lowest of them (and so never skips an event committed late).
+	outboxSeq atomic.Uint64
+	mu        sync.Mutex
+	pending   map[uint64]struct{}
+	backlog   atomic.Int64
+	wake      chan struct{}
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, o Options) (*Store, error) {
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 64 << 20
+	}
+	cache := pebble.NewCache(o.CacheBytes)
+	db, err := pebble.Open(dir, &pebble.Options{Cache: cache, Logger: quietLogger{}})
+	if err != nil {
+		cache.Unref()
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	s := &Store{db: db, cache: cache, wopts: pebble.Sync, pending: map[uint64]struct{}{}, wake: make(chan struct{}, 1)}
+	if o.NoSync {
+		s.wopts = pebble.NoSync
+	}
+	if err := s.loadOutboxState(); err != nil {
+		_ = db.Close()
+		cache.Unref()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close flushes and closes the store. It is idempotent.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	err := s.db.Close()
+	s.cache.Unref()
+	return err
+}
+
+// Key builders.
+func orderKey(otn string) []byte            { return []byte("o/" + otn) }
+func activeKey(otn string) []byte           { return []byte("a/" + otn) }
+func skuKey(sku string) []byte              { return []byte("k/" + sku) }
+func reservationKey(sku, otn string) []byte { return []byte("r/" + sku + "/" + otn) }
+func historyKey(otn string, seq uint64) []byte {
+	b := make([]byte, 0, 2+len(otn)+1+16)
+	b = append(b, "h/"...)
+	b = append(b, otn...)
+	b = append(b, '/')
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+func outboxKey(seq uint64) []byte { return binary.BigEndian.AppendUint64([]byte("x/"), seq) }
+
+// prefixEnd returns the first key after every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+func (s *Store) getJSON(key []byte, v any) (bool, error) {
+	if s.closed.Load() {
+		return false, ErrClosed
+	}
+	val, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: get %q: %w", key, err)
+	}
+	defer closer.Close()
+	if err := json.Unmarshal(val, v); err != nil {
+		return false, fmt.Errorf("store: decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+// GetOrder loads an order record.
+func (s *Store) GetOrder(otn string) (Order, bool, error) {
+	var o Order
+	ok, err := s.getJSON(orderKey(otn), &o)
+	return o, ok, err
+}
+
+// GetSKU loads a catalogue entry.
+func (s *Store) GetSKU(sku string) (SKU, bool, error) {
+	var k SKU
+	ok, err := s.getJSON(skuKey(sku), &k)
+	return k, ok, err
+}
+
+// PutSKU writes a catalogue entry durably.
+func (s *Store) PutSKU(k SKU) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	b, err := json.Marshal(k)
+	if err != nil {
+		return fmt.Errorf("store: encode sku: %w", err)
+	}
+	if err := s.db.Set(skuKey(k.SKU), b, s.wopts); err != nil {
+		return fmt.Errorf("store: put sku %q: %w", k.SKU, err)
+	}
+	return nil
+}
+
+// SKUs calls fn for every catalogue entry.
+func (s *Store) SKUs(fn func(SKU) error) error {
+	return s.scanJSON([]byte("k/"), func(_ []byte, val []byte) error {
+		var k SKU
+		if err := json.Unmarshal(val, &k); err != nil {
+			return fmt.Errorf("store: decode sku: %w", err)
+		}
+		return fn(k)
+	})
+}
+
+// Reservations calls fn for every reservation of sku.
+func (s *Store) Reservations(sku string, fn func(otn string, r Reservation) error) error {
+	prefix := []byte("r/" + sku + "/")
+	return s.scanJSON(prefix, func(key, val []byte) error {
+		var r Reservation
+		if err := json.Unmarshal(val, &r); err != nil {
+			return fmt.Errorf("store: decode reservation: %w", err)
+		}
+		return fn(string(key[len(prefix):]), r)
+	})
+}
+
+// ActiveOrders calls fn with the out_trade_no of every non-final order.
+func (s *Store) ActiveOrders(fn func(otn string) error) error {
+	return s.scanJSON([]byte("a/"), func(key, _ []byte) error { return fn(string(key[2:])) })
+}
+
+// History returns an order's events in seq order.
+func (s *Store) History(otn string) ([]event.Event, error) {
+	var out []event.Event
+	err := s.scanJSON([]byte("h/"+otn+"/"), func(_, val []byte) error {
+		e, err := event.Decode(val)
+		if err != nil {
+			return err
+		}
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// CountOrders returns how many order records exist (a full scan; for tests
+// and operators, not the hot path).
+func (s *Store) CountOrders() (int, error) {
+	n := 0
+	err := s.scanJSON([]byte("o/"), func(_, _ []byte) error { n++; return nil })
+	return n, err
+}
+
+func (s *Store) scanJSON(prefix []byte, fn func(key, val []byte) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("store: iterate %q: %w", prefix, err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// Write is one atomic, durable change: an order transition with its events
+// and reservation change. Build it with NewWrite, then Commit or Discard.
+// A Write is used by one goroutine.
+type Write struct {
+	s      *Store
+	b      *pebble.Batch
+	seqs   []uint64
+	events int
+	err    error
+}
+
+// NewWrite starts a Write.
+func (s *Store) NewWrite() *Write {
+	return &Write{s: s, b: s.db.NewBatch()}
+}
+
+func (w *Write) setJSON(key []byte, v any) {
+	if w.err != nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		w.err = fmt.Errorf("store: encode %q: %w", key, err)
+		return
+	}
+	if err := w.b.Set(key, b, nil); err != nil {
+		w.err = err
+	}
+}
+
+// PutOrder writes the order record, and keeps the active index in step
+// with its state.
+func (w *Write) PutOrder(o *Order) {
+	w.setJSON(orderKey(o.OutTradeNo), o)
+	if w.err != nil {
+		return
+	}
+	if o.State.Final() {
+		w.err = w.b.Delete(activeKey(o.OutTradeNo), nil)
+	} else {
+		w.err = w.b.Set(activeKey(o.OutTradeNo), nil, nil)
+	}
+}
+
+// AddEvent appends an event to the order's history and to the outbox.
+func (w *Write) AddEvent(e *event.Event) {
+	if w.err != nil {
+		return
+	}
+	b, err := event.Encode(e)
+	if err != nil {
+		w.err = err
+		return
+	}
+	if e.OutTradeNo != "" {
+		if err := w.b.Set(historyKey(e.OutTradeNo, e.Seq), b, nil); err != nil {
+			w.err = err
+			return
+		}
+	}
+	// Assign and register under one lock: ReadOutbox must never see a
+	// sequence number that is assigned but not yet pending.
+	w.s.mu.Lock()
+	seq := w.s.outboxSeq.Add(1)
+	w.s.pending[seq] = struct{}{}
+	w.s.mu.Unlock()
+	w.seqs = append(w.seqs, seq)
+	w.events++
+	w.err = w.b.Set(outboxKey(seq), b, nil)
+}
+
+// PutReservation writes sku's reservation for the order.
+func (w *Write) PutReservation(sku, otn string, r Reservation) {
+	w.setJSON(reservationKey(sku, otn), r)
+}
+
+// DeleteReservation removes the order's reservation of sku.
+func (w *Write) DeleteReservation(sku, otn string) {
+	if w.err == nil {
+		w.err = w.b.Delete(reservationKey(sku, otn), nil)
+	}
+}
+
+// Commit applies the write with fsync (unless the store is NoSync) and
+// returns only when it is durable.
+func (w *Write) Commit() error {
+	defer w.release()
+	if w.err != nil {
+		return w.err
+	}
+	if w.s.closed.Load() {
+		return ErrClosed
+	}
+	if err := w.b.Commit(w.s.wopts); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	w.s.backlog.Add(int64(w.events))
+	return nil
+}
+
+// Discard drops an uncommitted write.
+func (w *Write) Discard() { w.release() }
+
+func (w *Write) release() {
+	if w.b == nil {
+		return
+	}
+	if len(w.seqs) > 0 {
+		w.s.mu.Lock()
+		for _, q := range w.seqs {
+			delete(w.s.pending, q)
+		}
+		w.s.mu.Unlock()
+		select {
+		case w.s.wake <- struct{}{}:
+		default:
+		}
+	}
+	_ = w.b.Close()
+	w.b = nil
+}
+
+func (s *Store) loadOutboxState() error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("x/"), UpperBound: prefixEnd([]byte("x/"))})
+	if err != nil {
+		return fmt.Errorf("store: outbox: %w", err)
+	}
+	defer it.Close()
+	var n int64
+	for it.First(); it.Valid(); it.Next() {
+		n++
+	}
+	if it.Last() {
+		s.outboxSeq.Store(binary.BigEndian.Uint64(it.Key()[2:]))
+	}
+	s.backlog.Store(n)
+	return it.Error()
+}
+
+// OutboxEntry is one unpublished event.
+type OutboxEntry struct {
+	Seq   uint64
+	Value []byte // the encoded event (owned by the caller)
+}
+
+// ReadOutbox returns up to max entries with seq > after that are safe to
+// publish: at or below the lowest sequence still being committed.
+func (s *Store) ReadOutbox(after uint64, max int) ([]OutboxEntry, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	s.mu.Lock()
+	horizon := s.outboxSeq.Load()
+	for q := range s.pending {
+		if q <= horizon {
+			horizon = q - 1
+		}
+	}
+	s.mu.Unlock()
+	if horizon <= after {
+		return nil, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: outboxKey(after + 1), UpperBound: outboxKey(horizon + 1)})
+	if err != nil {
+		return nil, fmt.Errorf("store: outbox: %w", err)
+	}
+	defer it.Close()
+	var out []OutboxEntry
+	for it.First(); it.Valid() && len(out) < max; it.Next() {
+		out = append(out, OutboxEntry{
+			Seq:   binary.BigEndian.Uint64(it.Key()[2:]),
+			Value: append([]byte(nil), it.Value()...),
+		})
+	}
+	return out, it.Error()
+}
+
+// AckOutbox deletes the outbox entries with from <= seq <= to after Kafka
+// confirmed them. n is how many entries that range held. The deletion is not
+// synced: losing it in a crash only republishes, and consumers dedupe on
+// event_id.
+func (s *Store) AckOutbox(from, to uint64, n int) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	end := to + 1
+	if to == math.MaxUint64 {
+		end = to
+	}
+	if err := s.db.DeleteRange(outboxKey(from), outboxKey(end), pebble.NoSync); err != nil {
+		return fmt.Errorf("store: ack outbox: %w", err)
+	}
+	s.backlog.Add(-int64(n))
+	return nil
+}
+
+// OutboxBacklog is the number of committed events not yet acknowledged.
+func (s *Store) OutboxBacklog() int64 { return s.backlog.Load() }
+
+// OutboxWake is signalled (without blocking) after writes with events
+// commit, so the relay need not poll fast.
+func (s *Store) OutboxWake() <-chan struct{} { return s.wake }
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("store: pebble fatal: "+format, args...))
+}

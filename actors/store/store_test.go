@@ -1,0 +1,163 @@
+package store
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/wxpayd/wxpayd/actors/event"
+)
+
+func open(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func orderWrite(s *Store, otn string, st State, seq uint64) *Write {
+	w := s.NewWrite()
+	w.PutOrder(&Order{OutTradeNo: otn, State: st, Seq: seq, SKU: "sku-1", Total: 100})
+	w.AddEvent(&event.Event{EventID: event.ID(otn, seq), Type: event.OrderCreated, OutTradeNo: otn, Seq: seq, TimeMs: 1})
+	return w
+}
+
+func TestWriteIsDurableAcrossReopen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir)
+	w := orderWrite(s, "A00001", StateCreated, 1)
+	w.PutReservation("sku-1", "A00001", Reservation{OpenID: "o1", Quantity: 2})
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	o, ok, err := s.GetOrder("A00001")
+	if err != nil || !ok || o.State != StateCreated || o.Total != 100 {
+		t.Fatalf("order %+v %v %v", o, ok, err)
+	}
+	var active []string
+	_ = s.ActiveOrders(func(otn string) error { active = append(active, otn); return nil })
+	if len(active) != 1 || active[0] != "A00001" {
+		t.Fatalf("active %v", active)
+	}
+	var resv []Reservation
+	_ = s.Reservations("sku-1", func(otn string, r Reservation) error { resv = append(resv, r); return nil })
+	if len(resv) != 1 || resv[0].Quantity != 2 {
+		t.Fatalf("reservations %v", resv)
+	}
+	if s.OutboxBacklog() != 1 {
+		t.Fatalf("backlog after reopen %d", s.OutboxBacklog())
+	}
+	h, err := s.History("A00001")
+	if err != nil || len(h) != 1 || h[0].Type != event.OrderCreated {
+		t.Fatalf("history %v %v", h, err)
+	}
+	// A final state leaves the active index.
+	w = orderWrite(s, "A00001", StateClosed, 2)
+	w.DeleteReservation("sku-1", "A00001")
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	active = nil
+	_ = s.ActiveOrders(func(otn string) error { active = append(active, otn); return nil })
+	if len(active) != 0 {
+		t.Fatalf("closed order still active: %v", active)
+	}
+}
+
+func TestOutboxNeverSkipsAnEventCommittedLate(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	early := orderWrite(s, "EARLY1", StateCreated, 1) // seq 1, committed last
+	late := orderWrite(s, "LATE01", StateCreated, 1)  // seq 2, committed first
+	if err := late.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadOutbox(0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("read past an uncommitted event: %d entries", len(got))
+	}
+	if err := early.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.ReadOutbox(0, 10)
+	if len(got) != 2 || got[0].Seq != 1 || got[1].Seq != 2 {
+		t.Fatalf("got %+v", got)
+	}
+	if err := s.AckOutbox(1, 2, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ReadOutbox(0, 10); len(got) != 0 || s.OutboxBacklog() != 0 {
+		t.Fatalf("acked entries remain: %d, backlog %d", len(got), s.OutboxBacklog())
+	}
+	// A discarded write leaves a gap, not a stall.
+	orderWrite(s, "GONE01", StateCreated, 1).Discard()
+	if err := orderWrite(s, "NEXT01", StateCreated, 1).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ReadOutbox(2, 10); len(got) != 1 || got[0].Seq != 4 {
+		t.Fatalf("after a gap: %+v", got)
+	}
+}
+
+func TestConcurrentWritesAllReachTheOutbox(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	const n = 200
+	var wg sync.WaitGroup
+	seen := map[uint64]bool{}
+	var mu sync.Mutex
+	var after uint64
+	stop := make(chan struct{})
+	readerDone := make(chan struct{})
+	go func() { // a relay reading while writers commit
+		defer close(readerDone)
+		for {
+			es, err := s.ReadOutbox(after, 50)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, e := range es {
+				mu.Lock()
+				seen[e.Seq] = true
+				mu.Unlock()
+				after = e.Seq
+			}
+			select {
+			case <-stop:
+				if len(es) == 0 {
+					return
+				}
+			default:
+			}
+		}
+	}()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			otn := "C" + string(rune('A'+i%26)) + string(rune('a'+i/26)) + "0000"
+			if err := orderWrite(s, otn, StateCreated, 1).Commit(); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(stop)
+	<-readerDone
+	if len(seen) != n {
+		t.Fatalf("relay saw %d of %d events", len(seen), n)
+	}
+}
