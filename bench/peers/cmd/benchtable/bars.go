@@ -40,6 +40,10 @@ var infos = []bar{
 	{"b", "Notify", "gopay", "wxpayd-openssl", true, 0, "wxpayd (OpenSSL) against gopay's V3ParseNotify + VerifySignByPK + DecryptPayCipherText"},
 	{"b", "Notify", "wxpayd-go", "", false, 0, "wxpayd (Go backend) allocations per notification"},
 	{"c", "PaySign", "gopay", "wxpayd-openssl", true, 0, "wxpayd (OpenSSL) against gopay's PaySignOfApplet"},
+	{"d", "V2Sign", "md5-wxpayd", "md5-floor", true, 0, "APIv2 MD5: wxpayd against hashing the finished string alone"},
+	{"d", "V2Sign", "md5-gopay", "md5-floor", true, 0, "APIv2 MD5: gopay against hashing the finished string alone (the most any implementation could gain over gopay)"},
+	{"d", "V2Sign", "hmac-wxpayd", "hmac-floor", true, 0, "APIv2 HMAC-SHA256: wxpayd against hashing the finished string alone"},
+	{"d", "V2Sign", "hmac-gopay", "hmac-floor", true, 0, "APIv2 HMAC-SHA256: gopay against hashing the finished string alone (the most any implementation could gain over gopay)"},
 }
 
 type barResult struct {
