@@ -1,0 +1,323 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/wxpayd/wxpayd/actors/store"
+)
+
+// ReserveStatus is the answer to a stock reservation.
+type ReserveStatus uint8
+
+// Reservation answers.
+const (
+	Reserved      ReserveStatus = iota // units held for the order
+	SoldOut                            // not enough units left
+	LimitExceeded                      // the buyer's per-buyer limit would be passed
+	UnknownSKU                         // no such SKU in the catalogue
+)
+
+// ReserveResult is a reservation's outcome.
+type ReserveResult struct {
+	Status ReserveStatus
+	Fresh  bool      // this call made the reservation (false: it existed already)
+	SKU    store.SKU // the catalogue entry (price, description)
+}
+
+// SKUView is a SKU's catalogue entry with its live counts.
+type SKUView struct {
+	store.SKU
+	Left     int64 `json:"left"`
+	Reserved int64 `json:"reserved"`
+	Sold     int64 `json:"sold"`
+}
+
+// Inventory is the registry of SKU actors: one actor per SKU serialises its
+// reservations, so stock is never oversold at any concurrency. Each actor
+// rebuilds its counts from the durable reservations when it starts.
+// Safe for concurrent use.
+type Inventory struct {
+	sys  *System
+	mu   sync.Mutex
+	skus map[string]*skuHandle
+}
+
+type skuHandle struct {
+	pid  *actor.PID
+	left atomic.Int64 // published after every change, for the sold-out fast path
+}
+
+func newInventory(s *System) *Inventory {
+	return &Inventory{sys: s, skus: map[string]*skuHandle{}}
+}
+
+// Messages to SKU actors.
+type (
+	reserveMsg struct {
+		otn, openid string
+		qty         int64
+	}
+	releaseMsg struct{ otn string }
+	commitMsg  struct {
+		otn, openid string
+		qty         int64
+	}
+	putSKUMsg struct{ sku store.SKU }
+	getSKUMsg struct{}
+)
+
+// handle returns the SKU's actor, loading it from the store on first use.
+// With create set, a SKU missing from the catalogue gets an empty actor
+// (for Put).
+func (inv *Inventory) handle(sku string, create bool) (*skuHandle, error) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if h := inv.skus[sku]; h != nil {
+		return h, nil
+	}
+	cat, ok, err := inv.sys.store.GetSKU(sku)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	if !ok && !create {
+		return nil, ErrUnknownSKU
+	}
+	a := &skuActor{sys: inv.sys, cat: cat, known: ok, resv: map[string]store.Reservation{}, buyers: map[string]int64{}}
+	a.cat.SKU = sku
+	err = inv.sys.store.Reservations(sku, func(otn string, r store.Reservation) error {
+		a.add(otn, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	h := &skuHandle{}
+	a.h = h
+	a.publish()
+	h.pid = inv.sys.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }))
+	inv.skus[sku] = h
+	return h, nil
+}
+
+func (inv *Inventory) request(ctx context.Context, h *skuHandle, msg any) (any, error) {
+	s := inv.sys
+	if s.stopped.Load() {
+		return nil, ErrStopped
+	}
+	if s.metrics.InFlight.Add(1) > s.cfg.MaxInFlight {
+		s.metrics.InFlight.Add(-1)
+		return nil, ErrOverloaded
+	}
+	defer s.metrics.InFlight.Add(-1)
+	timeout := s.cfg.RequestTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
+		timeout = time.Until(d)
+	}
+	res, err := s.as.Root.RequestFuture(h.pid, msg, timeout).Result()
+	if errors.Is(err, actor.ErrTimeout) {
+		return nil, ErrTimeout
+	}
+	if err != nil {
+		return nil, fmt.Errorf("actors: sku request: %w", err)
+	}
+	if e, ok := res.(error); ok {
+		return nil, e
+	}
+	return res, nil
+}
+
+// Reserve holds qty units of sku for order otn. It is idempotent per otn.
+// When fast is set and the SKU has fewer units left than asked, it answers
+// SoldOut without a message to the actor (flash-sale losers).
+func (inv *Inventory) Reserve(ctx context.Context, sku, otn, openid string, qty int64, fast bool) (ReserveResult, error) {
+	h, err := inv.handle(sku, false)
+	if errors.Is(err, ErrUnknownSKU) {
+		return ReserveResult{Status: UnknownSKU}, nil
+	}
+	if err != nil {
+		return ReserveResult{}, err
+	}
+	if fast && h.left.Load() < qty {
+		return ReserveResult{Status: SoldOut}, nil
+	}
+	res, err := inv.request(ctx, h, &reserveMsg{otn: otn, openid: openid, qty: qty})
+	if err != nil {
+		return ReserveResult{}, err
+	}
+	return *res.(*ReserveResult), nil
+}
+
+// Release gives back an order's reservation that never became an order
+// (prepay refused before the order was written, or budget exhausted).
+func (inv *Inventory) Release(sku, otn string) { inv.release(sku, otn) }
+
+func (inv *Inventory) release(sku, otn string) {
+	if h, err := inv.handle(sku, false); err == nil {
+		inv.sys.as.Root.Send(h.pid, &releaseMsg{otn: otn})
+	}
+}
+
+func (inv *Inventory) commit(sku, otn, openid string, qty int64) {
+	if h, err := inv.handle(sku, false); err == nil {
+		inv.sys.as.Root.Send(h.pid, &commitMsg{otn: otn, openid: openid, qty: qty})
+	}
+}
+
+// Put sets a SKU's catalogue entry durably.
+func (inv *Inventory) Put(ctx context.Context, k store.SKU) (SKUView, error) {
+	h, err := inv.handle(k.SKU, true)
+	if err != nil {
+		return SKUView{}, err
+	}
+	res, err := inv.request(ctx, h, &putSKUMsg{sku: k})
+	if err != nil {
+		return SKUView{}, err
+	}
+	return *res.(*SKUView), nil
+}
+
+// Get returns a SKU's entry and counts.
+func (inv *Inventory) Get(ctx context.Context, sku string) (SKUView, error) {
+	h, err := inv.handle(sku, false)
+	if err != nil {
+		return SKUView{}, err
+	}
+	res, err := inv.request(ctx, h, &getSKUMsg{})
+	if err != nil {
+		return SKUView{}, err
+	}
+	v := *res.(*SKUView)
+	if !v.knownCatalogue() {
+		return SKUView{}, ErrUnknownSKU
+	}
+	return v, nil
+}
+
+func (v *SKUView) knownCatalogue() bool { return v.UpdatedMs > 0 }
+
+// Left returns the units a SKU has left, or false when it is not loaded.
+func (inv *Inventory) Left(sku string) (int64, bool) {
+	inv.mu.Lock()
+	h := inv.skus[sku]
+	inv.mu.Unlock()
+	if h == nil {
+		return 0, false
+	}
+	return h.left.Load(), true
+}
+
+func (inv *Inventory) stop() {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	for _, h := range inv.skus {
+		_ = inv.sys.as.Root.PoisonFuture(h.pid).Wait()
+	}
+}
+
+// skuActor owns one SKU's counts. Reservations are made here in memory;
+// they become durable in the order's CREATED write, and a restart rebuilds
+// the counts from those writes.
+type skuActor struct {
+	sys      *System
+	h        *skuHandle
+	cat      store.SKU
+	known    bool
+	resv     map[string]store.Reservation // otn → reservation (held or sold)
+	buyers   map[string]int64             // openid → units held or bought
+	reserved int64
+	sold     int64
+}
+
+func (a *skuActor) add(otn string, r store.Reservation) {
+	a.resv[otn] = r
+	a.buyers[r.OpenID] += r.Quantity
+	if r.Sold {
+		a.sold += r.Quantity
+	} else {
+		a.reserved += r.Quantity
+	}
+}
+
+func (a *skuActor) left() int64 {
+	l := a.cat.Stock - a.reserved - a.sold
+	if l < 0 {
+		return 0
+	}
+	return l
+}
+
+func (a *skuActor) publish() { a.h.left.Store(a.left()) }
+
+func (a *skuActor) view() *SKUView {
+	return &SKUView{SKU: a.cat, Left: a.left(), Reserved: a.reserved, Sold: a.sold}
+}
+
+func (a *skuActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *reserveMsg:
+		ctx.Respond(a.reserve(m))
+	case *releaseMsg:
+		if r, ok := a.resv[m.otn]; ok && !r.Sold {
+			delete(a.resv, m.otn)
+			a.reserved -= r.Quantity
+			a.buyers[r.OpenID] -= r.Quantity
+			if a.buyers[r.OpenID] <= 0 {
+				delete(a.buyers, r.OpenID)
+			}
+			a.publish()
+		}
+	case *commitMsg:
+		r, ok := a.resv[m.otn]
+		switch {
+		case ok && r.Sold:
+		case ok:
+			a.reserved -= r.Quantity
+			a.sold += r.Quantity
+			r.Sold = true
+			a.resv[m.otn] = r
+		default:
+			// Paid after its reservation was released (paid after close):
+			// the money is real, so the units count as sold even if that
+			// takes stock below zero; the order carries an alert.
+			a.add(m.otn, store.Reservation{OpenID: m.openid, Quantity: m.qty, Sold: true})
+		}
+		a.publish()
+	case *putSKUMsg:
+		k := m.sku
+		k.UpdatedMs = a.sys.cfg.Now().UnixMilli()
+		if err := a.sys.store.PutSKU(k); err != nil {
+			ctx.Respond(fmt.Errorf("%w: %w", ErrStore, err))
+			return
+		}
+		a.cat, a.known = k, true
+		a.publish()
+		ctx.Respond(a.view())
+	case *getSKUMsg:
+		ctx.Respond(a.view())
+	}
+}
+
+func (a *skuActor) reserve(m *reserveMsg) *ReserveResult {
+	if !a.known {
+		return &ReserveResult{Status: UnknownSKU}
+	}
+	if _, ok := a.resv[m.otn]; ok {
+		return &ReserveResult{Status: Reserved, SKU: a.cat}
+	}
+	if a.left() < m.qty {
+		return &ReserveResult{Status: SoldOut, SKU: a.cat}
+	}
+	if a.cat.PerBuyerLimit > 0 && a.buyers[m.openid]+m.qty > a.cat.PerBuyerLimit {
+		return &ReserveResult{Status: LimitExceeded, SKU: a.cat}
+	}
+	a.add(m.otn, store.Reservation{OpenID: m.openid, Quantity: m.qty})
+	a.publish()
+	return &ReserveResult{Status: Reserved, Fresh: true, SKU: a.cat}
+}

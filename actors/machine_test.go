@@ -1,0 +1,263 @@
+package actors
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wxpayd/wxpayd/actors/event"
+	"github.com/wxpayd/wxpayd/actors/store"
+	"github.com/wxpayd/wxpayd/wxpay"
+)
+
+var t0 = time.UnixMilli(1_700_000_000_000)
+
+func testEnv(now time.Time) Env {
+	return Env{Now: now, AppID: "wx-app", MchID: "1900000001", QueryAfter: time.Minute, CloseGrace: time.Minute}
+}
+
+func orderIn(st store.State) store.Order {
+	o := store.Order{
+		OutTradeNo: "S01ABCDEF0001", Seq: 2, State: st, OpenID: "o-buyer", SKU: "sku-1", Quantity: 1,
+		Total: 500, Currency: "CNY", CreatedMs: t0.UnixMilli(), ExpiresMs: t0.Add(15 * time.Minute).UnixMilli(),
+	}
+	if st != store.StateCreated {
+		o.PrepayID, o.PrepaidMs = "wx-prepay-1", t0.Add(time.Second).UnixMilli()
+	}
+	switch st {
+	case store.StatePaid, store.StateRefunding, store.StateRefunded:
+		o.TransactionID, o.PaidMs = "4200001", t0.Add(time.Minute).UnixMilli()
+	}
+	if st == store.StateRefunding {
+		o.Refunds = []store.Refund{{OutRefundNo: "R1", Amount: 200, Status: wxpay.RefundStatusProcessing, CreatedMs: t0.UnixMilli()}}
+	}
+	if st == store.StateRefunded {
+		o.RefundedFen = 200
+		o.Refunds = []store.Refund{{OutRefundNo: "R1", Amount: 200, Status: wxpay.RefundStatusSuccess}}
+	}
+	return o
+}
+
+func successTx() wxpay.Transaction {
+	return wxpay.Transaction{
+		AppID: "wx-app", MchID: "1900000001", OutTradeNo: "S01ABCDEF0001", TransactionID: "4200001",
+		TradeState: wxpay.TradeStateSuccess, Amount: wxpay.TransactionAmount{Total: 500, Currency: "CNY"},
+	}
+}
+
+// TestTransitions runs the state machine over (state × message) and checks
+// the resulting state, the events (types and consecutive seqs), the stock
+// effect, the WeChat call and the answer.
+func TestTransitions(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t0.Add(2 * time.Minute))
+	late := testEnv(t0.Add(16 * time.Minute))
+	tx := successTx()
+	mism := func(mod func(*wxpay.Transaction)) *wxpay.Transaction { x := successTx(); mod(&x); return &x }
+	apiErr := func(code string) error { return &wxpay.APIError{Status: 400, Code: code} }
+
+	type run func(o store.Order) Outcome
+	cases := []struct {
+		name   string
+		from   store.State
+		run    run
+		to     store.State
+		events []string
+		stock  stockEffect
+		call   callKind
+		status Status
+	}{
+		{"a successful prepay moves CREATED to PREPAID", store.StateCreated,
+			func(o store.Order) Outcome { return prepayDone(o, &PrepayDone{PrepayID: "wx1", Micros: 900}, env) },
+			store.StatePrepaid, []string{event.OrderPrepaid}, stockNone, callNone, StatusOK},
+		{"a refused prepay fails the order and releases stock", store.StateCreated,
+			func(o store.Order) Outcome { return prepayDone(o, &PrepayDone{Code: "NO_AUTH"}, env) },
+			store.StateFailed, []string{event.OrderPrepayFailed}, stockRelease, callNone, StatusOK},
+		{"a prepay result for a closed order changes nothing", store.StateClosed,
+			func(o store.Order) Outcome { return prepayDone(o, &PrepayDone{PrepayID: "wx1"}, env) },
+			store.StateClosed, nil, stockNone, callNone, StatusConflict},
+		{"a matching notification pays a PREPAID order and commits stock", store.StatePrepaid,
+			func(o store.Order) Outcome { return paid(o, &tx, "EV-1", env) },
+			store.StatePaid, []string{event.OrderPaid}, stockCommit, callNone, StatusOK},
+		{"a notification for a CREATED order pays it", store.StateCreated,
+			func(o store.Order) Outcome { return paid(o, &tx, "EV-1", env) },
+			store.StatePaid, []string{event.OrderPaid}, stockCommit, callNone, StatusOK},
+		{"a duplicate notification is acknowledged and pays nothing twice", store.StatePaid,
+			func(o store.Order) Outcome { return paid(o, &tx, "EV-1", env) },
+			store.StatePaid, []string{event.NotifyDuplicate}, stockNone, callNone, StatusOK},
+		{"a duplicate during a refund keeps REFUNDING", store.StateRefunding,
+			func(o store.Order) Outcome { return paid(o, &tx, "EV-1", env) },
+			store.StateRefunding, []string{event.NotifyDuplicate}, stockNone, callNone, StatusOK},
+		{"a payment for a CLOSED order is recorded as PAID with an alert", store.StateClosed,
+			func(o store.Order) Outcome { return paid(o, &tx, "EV-1", env) },
+			store.StatePaid, []string{event.OrderPaid}, stockCommit, callNone, StatusOK},
+		{"a payment for a FAILED order is recorded as PAID", store.StateFailed,
+			func(o store.Order) Outcome { return paid(o, &tx, "EV-1", env) },
+			store.StatePaid, []string{event.OrderPaid}, stockCommit, callNone, StatusOK},
+		{"an amount mismatch is an alert, never a payment", store.StatePrepaid,
+			func(o store.Order) Outcome {
+				return paid(o, mism(func(x *wxpay.Transaction) { x.Amount.Total = 1 }), "EV-1", env)
+			},
+			store.StatePrepaid, []string{event.NotifyMismatch}, stockNone, callNone, StatusMismatch},
+		{"an appid mismatch is an alert", store.StatePrepaid,
+			func(o store.Order) Outcome {
+				return paid(o, mism(func(x *wxpay.Transaction) { x.AppID = "wx-other" }), "EV-1", env)
+			},
+			store.StatePrepaid, []string{event.NotifyMismatch}, stockNone, callNone, StatusMismatch},
+		{"a mchid mismatch is an alert", store.StatePrepaid,
+			func(o store.Order) Outcome {
+				return paid(o, mism(func(x *wxpay.Transaction) { x.MchID = "1" }), "EV-1", env)
+			},
+			store.StatePrepaid, []string{event.NotifyMismatch}, stockNone, callNone, StatusMismatch},
+		{"an out_trade_no mismatch is an alert", store.StatePrepaid,
+			func(o store.Order) Outcome {
+				return paid(o, mism(func(x *wxpay.Transaction) { x.OutTradeNo = "S01OTHER" }), "EV-1", env)
+			},
+			store.StatePrepaid, []string{event.NotifyMismatch}, stockNone, callNone, StatusMismatch},
+		{"a second transaction for a paid order is an alert", store.StatePaid,
+			func(o store.Order) Outcome {
+				return paid(o, mism(func(x *wxpay.Transaction) { x.TransactionID = "42XX" }), "EV-2", env)
+			},
+			store.StatePaid, []string{event.NotifyMismatch}, stockNone, callNone, StatusMismatch},
+		{"a non-SUCCESS trade state moves nothing", store.StatePrepaid,
+			func(o store.Order) Outcome {
+				return paid(o, mism(func(x *wxpay.Transaction) { x.TradeState = "NOTPAY" }), "EV-1", env)
+			},
+			store.StatePrepaid, []string{event.NotifyRejected}, stockNone, callNone, StatusIgnored},
+		{"the timer queries a PREPAID order a minute after prepay", store.StatePrepaid,
+			func(o store.Order) Outcome { return tick(o, env) },
+			store.StatePrepaid, nil, stockNone, callQuery, StatusOK},
+		{"the timer closes a PREPAID order at its TTL", store.StatePrepaid,
+			func(o store.Order) Outcome { return tick(o, late) },
+			store.StatePrepaid, nil, stockNone, callClose, StatusOK},
+		{"the timer closes a CREATED order whose prepay never finished", store.StateCreated,
+			func(o store.Order) Outcome { return tick(o, env) },
+			store.StateCreated, nil, stockNone, callClose, StatusOK},
+		{"the timer does nothing to a PAID order", store.StatePaid,
+			func(o store.Order) Outcome { return tick(o, late) },
+			store.StatePaid, nil, stockNone, callNone, StatusOK},
+		{"a query answering SUCCESS pays the order", store.StatePrepaid,
+			func(o store.Order) Outcome { return queried(o, &QueryDone{Tx: tx}, env) },
+			store.StatePaid, []string{event.OrderPaid}, stockCommit, callNone, StatusOK},
+		{"a query answering NOTPAY changes nothing", store.StatePrepaid,
+			func(o store.Order) Outcome {
+				return queried(o, &QueryDone{Tx: *mism(func(x *wxpay.Transaction) { x.TradeState = "NOTPAY" })}, env)
+			},
+			store.StatePrepaid, nil, stockNone, callNone, StatusOK},
+		{"a query answering CLOSED closes the order and releases stock", store.StatePrepaid,
+			func(o store.Order) Outcome {
+				return queried(o, &QueryDone{Tx: *mism(func(x *wxpay.Transaction) { x.TradeState = "CLOSED" })}, env)
+			},
+			store.StateClosed, []string{event.OrderClosed}, stockRelease, callNone, StatusOK},
+		{"a query failing in transport changes nothing", store.StatePrepaid,
+			func(o store.Order) Outcome { return queried(o, &QueryDone{Err: errors.New("timeout")}, env) },
+			store.StatePrepaid, nil, stockNone, callNone, StatusOK},
+		{"a successful close closes the order and releases stock", store.StatePrepaid,
+			func(o store.Order) Outcome { return closeDone(o, &CloseDone{}, late) },
+			store.StateClosed, []string{event.OrderClosed}, stockRelease, callNone, StatusOK},
+		{"closing an order WeChat reports paid queries it instead", store.StatePrepaid,
+			func(o store.Order) Outcome { return closeDone(o, &CloseDone{Err: apiErr(wxpay.CodeOrderPaid)}, late) },
+			store.StatePrepaid, nil, stockNone, callQuery, StatusOK},
+		{"closing an order WeChat does not know closes it", store.StateCreated,
+			func(o store.Order) Outcome {
+				return closeDone(o, &CloseDone{Err: apiErr(wxpay.CodeOrderNotExist)}, late)
+			},
+			store.StateClosed, []string{event.OrderClosed}, stockRelease, callNone, StatusOK},
+		{"a close result after payment changes nothing", store.StatePaid,
+			func(o store.Order) Outcome { return closeDone(o, &CloseDone{}, late) },
+			store.StatePaid, nil, stockNone, callNone, StatusOK},
+		{"a refund of a paid order moves it to REFUNDING and calls WeChat", store.StatePaid,
+			func(o store.Order) Outcome { return refundStart(o, &StartRefund{OutRefundNo: "R2", Amount: 300}, env) },
+			store.StateRefunding, []string{event.OrderRefundRequested}, stockNone, callRefund, StatusOK},
+		{"a refund above the amount left is refused", store.StateRefunded,
+			func(o store.Order) Outcome { return refundStart(o, &StartRefund{OutRefundNo: "R2", Amount: 301}, env) },
+			store.StateRefunded, nil, stockNone, callNone, StatusBadRequest},
+		{"a refund of an unpaid order is refused", store.StatePrepaid,
+			func(o store.Order) Outcome { return refundStart(o, &StartRefund{OutRefundNo: "R2", Amount: 1}, env) },
+			store.StatePrepaid, nil, stockNone, callNone, StatusConflict},
+		{"a refund success notification completes the refund", store.StateRefunding,
+			func(o store.Order) Outcome { return refundResult(o, "R1", "SUCCESS", "5020", "EV-R1", nil, env) },
+			store.StateRefunded, []string{event.OrderRefunded}, stockNone, callNone, StatusOK},
+		{"a repeated refund notification is a duplicate", store.StateRefunded,
+			func(o store.Order) Outcome { return refundResult(o, "R1", "SUCCESS", "5020", "EV-R1", nil, env) },
+			store.StateRefunded, []string{event.NotifyDuplicate}, stockNone, callNone, StatusOK},
+		{"a closed refund returns the order to PAID", store.StateRefunding,
+			func(o store.Order) Outcome { return refundResult(o, "R1", "CLOSED", "", "EV-R1", nil, env) },
+			store.StatePaid, []string{event.OrderRefundFailed}, stockNone, callNone, StatusOK},
+		{"a refund refused by WeChat returns the order to PAID", store.StateRefunding,
+			func(o store.Order) Outcome { return refundResult(o, "R1", "", "", "", apiErr("NOT_ENOUGH"), env) },
+			store.StatePaid, []string{event.OrderRefundFailed}, stockNone, callNone, StatusOK},
+		{"a notification for an unknown refund is a mismatch", store.StateRefunding,
+			func(o store.Order) Outcome { return refundResult(o, "R9", "SUCCESS", "", "EV-R9", nil, env) },
+			store.StateRefunding, []string{event.NotifyMismatch}, stockNone, callNone, StatusMismatch},
+		{"the timer queries a refund in flight", store.StateRefunding,
+			func(o store.Order) Outcome { return tick(o, env) },
+			store.StateRefunding, nil, stockNone, callRefundQuery, StatusOK},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := orderIn(tc.from)
+			out := tc.run(in)
+			if out.Order.State != tc.to {
+				t.Errorf("state %s, want %s", out.Order.State, tc.to)
+			}
+			if len(out.Events) != len(tc.events) {
+				t.Fatalf("events %v, want %v", out.Events, tc.events)
+			}
+			for i, e := range out.Events {
+				if e.Type != tc.events[i] {
+					t.Errorf("event %d is %s, want %s", i, e.Type, tc.events[i])
+				}
+				if e.Seq != in.Seq+uint64(i)+1 || e.EventID != event.ID(in.OutTradeNo, e.Seq) {
+					t.Errorf("event %d seq %d id %s: each transition must take the next seq", i, e.Seq, e.EventID)
+				}
+			}
+			if out.Write != (len(tc.events) > 0) && !(out.Write && len(tc.events) == 0) {
+				t.Errorf("write %v with %d events", out.Write, len(out.Events))
+			}
+			if out.Stock != tc.stock || out.Call != tc.call || out.Status != tc.status {
+				t.Errorf("stock %d call %d status %d, want %d %d %d", out.Stock, out.Call, out.Status, tc.stock, tc.call, tc.status)
+			}
+			if tc.to == store.StatePaid && tc.from != store.StatePaid && out.Order.TransactionID != tx.TransactionID {
+				t.Errorf("paid without transaction id")
+			}
+		})
+	}
+}
+
+func TestCreateIsIdempotent(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t0)
+	m := &Create{OutTradeNo: "S01ABCDEF0001", OpenID: "o", SKU: "sku-1", Quantity: 2, Total: 1000, TTL: 15 * time.Minute}
+	first := create(store.Order{}, false, m, env)
+	if first.Status != StatusCreated || first.Order.State != store.StateCreated || len(first.Events) != 1 ||
+		first.Order.ExpiresMs != t0.Add(15*time.Minute).UnixMilli() {
+		t.Fatalf("first create %+v", first)
+	}
+	again := create(first.Order, true, m, env)
+	if again.Write || again.Status != StatusOK || again.Order.Seq != first.Order.Seq {
+		t.Fatalf("second create wrote: %+v", again)
+	}
+}
+
+func TestPaidAfterCloseCarriesAnAlert(t *testing.T) {
+	t.Parallel()
+	tx := successTx()
+	out := paid(orderIn(store.StateClosed), &tx, "EV-1", testEnv(t0.Add(20*time.Minute)))
+	if out.Events[0].Alert == "" || len(out.Order.Alerts) != 1 {
+		t.Fatalf("no alert: %+v", out.Events[0])
+	}
+	if out.Events[0].PayMillis <= 0 {
+		t.Fatalf("prepay-to-paid latency missing")
+	}
+}
+
+func TestQueryBackoff(t *testing.T) {
+	t.Parallel()
+	want := []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 10 * time.Minute, 10 * time.Minute}
+	for i, w := range want {
+		if got := queryBackoff(i+1, time.Minute); got != w {
+			t.Errorf("query %d: %s, want %s", i+1, got, w)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// manager routes order messages to one actor per out_trade_no in its
+// partition, spawning on first message and passivating idle actors.
+//
+// Passivation is the dangerous part: a message forwarded to an actor that
+// is stopping would be lost. So every user message reaches a child only
+// through its manager, which counts what it forwarded. A periodic sweep
+// sends children idle for Config.Idle an idleCheck with that count; a child
+// that processed exactly that many messages and has no call in flight asks
+// to stop, and the manager stops it only if its count has not moved since
+// (nothing is in the child's mailbox). Messages that arrive while it stops
+// are buffered and delivered to a fresh actor once Terminated arrives.
+// (protoactor's ReceiveTimeout is not used: at this version it fires once
+// and races with message processing.)
+//
+// Children are spawned from the root context and watched: a parent's child
+// set would otherwise keep every stopped child's PID alive.
+type manager struct {
+	sys      *System
+	children map[string]*child
+	byID     map[string]string // child PID id → key
+}
+
+type child struct {
+	pid       *actor.PID
+	forwarded uint64
+	lastMs    int64 // when the last message was forwarded
+	stopping  bool
+	buf       []buffered
+}
+
+// sweep asks the manager to check its children for idleness.
+type sweep struct{ nowMs int64 }
+
+// idleCheck asks a child whether it is idle after n messages.
+type idleCheck struct{ n uint64 }
+
+type buffered struct {
+	msg    any
+	sender *actor.PID
+}
+
+// passivate is a child's request to stop after processing n messages.
+type passivate struct {
+	key string
+	pid *actor.PID
+	n   uint64
+}
+
+// drain asks the manager to stop all its children, each after the
+// messages already in its mailbox.
+type drain struct{}
+
+func newManager(s *System) actor.Actor {
+	return &manager{sys: s, children: map[string]*child{}, byID: map[string]string{}}
+}
+
+func (m *manager) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case OrderMessage:
+		key := msg.orderKey()
+		c := m.children[key]
+		if c == nil {
+			c = m.spawn(ctx, key)
+		}
+		if c.stopping {
+			c.buf = append(c.buf, buffered{msg: msg, sender: ctx.Sender()})
+			return
+		}
+		c.forwarded++
+		c.lastMs = time.Now().UnixMilli()
+		ctx.Forward(c.pid)
+	case *sweep:
+		idle := m.sys.cfg.Idle.Milliseconds()
+		for _, c := range m.children {
+			if !c.stopping && msg.nowMs-c.lastMs >= idle {
+				ctx.Send(c.pid, &idleCheck{n: c.forwarded})
+			}
+		}
+	case *passivate:
+		c := m.children[msg.key]
+		if c == nil || c.stopping || !c.pid.Equal(msg.pid) || c.forwarded != msg.n {
+			return // busy again: it will ask later
+		}
+		c.stopping = true
+		ctx.Stop(c.pid)
+	case *actor.Terminated:
+		key, ok := m.byID[msg.Who.Id]
+		if !ok {
+			return
+		}
+		delete(m.byID, msg.Who.Id)
+		c := m.children[key]
+		delete(m.children, key)
+		m.sys.metrics.LiveOrders.Add(-1)
+		m.sys.metrics.Passivated.Add(1)
+		if c != nil && len(c.buf) > 0 {
+			nc := m.spawn(ctx, key)
+			for _, b := range c.buf {
+				nc.forwarded++
+				nc.lastMs = time.Now().UnixMilli()
+				if b.sender != nil {
+					ctx.RequestWithCustomSender(nc.pid, b.msg, b.sender)
+				} else {
+					ctx.Send(nc.pid, b.msg)
+				}
+			}
+		}
+	case *drain:
+		for _, c := range m.children {
+			_ = ctx.PoisonFuture(c.pid).Wait()
+		}
+		ctx.Respond(true)
+	}
+}
+
+func (m *manager) spawn(ctx actor.Context, key string) *child {
+	self := ctx.Self()
+	props := actor.PropsFromProducer(func() actor.Actor { return newOrderActor(m.sys, key, self) })
+	pid := ctx.ActorSystem().Root.Spawn(props)
+	ctx.Watch(pid)
+	c := &child{pid: pid, lastMs: time.Now().UnixMilli()}
+	m.children[key] = c
+	m.byID[pid.Id] = key
+	m.sys.metrics.LiveOrders.Add(1)
+	return c
+}

@@ -1,0 +1,103 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/wxpayd/wxpayd/actors/store"
+	"github.com/wxpayd/wxpayd/wxpay"
+)
+
+// Messages to order actors. They are immutable values: whoever builds one
+// does not change it after sending. Every message names its order so the
+// manager can route it.
+
+// OrderMessage is implemented by every message an order actor handles.
+type OrderMessage interface{ orderKey() string }
+
+// Create creates an order whose stock the caller has already reserved.
+// A repeated Create (same out_trade_no) returns the existing order.
+type Create struct {
+	OutTradeNo  string
+	OpenID      string
+	SKU         string
+	Description string
+	Quantity    int64
+	Total       int64 // fen, from the catalogue
+	IdemKey     string
+	TTL         time.Duration
+}
+
+// PrepayDone reports the prepay call: PrepayID on success, else Code.
+type PrepayDone struct {
+	OutTradeNo string
+	PrepayID   string
+	Code       string // WeChat's code or a transport reason
+	Micros     int64  // how long WeChat took
+}
+
+// Get asks for the order's current record.
+type Get struct{ OutTradeNo string }
+
+// PaymentNotified carries a verified, decrypted TRANSACTION.* notification.
+type PaymentNotified struct {
+	Tx       wxpay.Transaction
+	NotifyID string
+}
+
+// RefundNotified carries a verified, decrypted REFUND.* notification.
+type RefundNotified struct {
+	Notice   wxpay.RefundNotice
+	NotifyID string
+}
+
+// StartRefund asks for a refund of a paid order.
+type StartRefund struct {
+	OutTradeNo  string
+	OutRefundNo string
+	Amount      int64
+	Reason      string
+}
+
+// Tick is the order's timer firing.
+type Tick struct{ OutTradeNo string }
+
+// QueryDone, CloseDone and RefundDone carry the results of WeChat calls an
+// order actor started.
+type QueryDone struct {
+	OutTradeNo string
+	Tx         wxpay.Transaction
+	Err        error
+}
+
+// CloseDone is the result of closing an order at WeChat.
+type CloseDone struct {
+	OutTradeNo string
+	Err        error
+}
+
+// RefundDone is the result of a refund create or query call.
+type RefundDone struct {
+	OutTradeNo  string
+	OutRefundNo string
+	Refund      wxpay.Refund
+	Err         error
+}
+
+func (m *Create) orderKey() string          { return m.OutTradeNo }
+func (m *PrepayDone) orderKey() string      { return m.OutTradeNo }
+func (m *Get) orderKey() string             { return m.OutTradeNo }
+func (m *PaymentNotified) orderKey() string { return m.Tx.OutTradeNo }
+func (m *RefundNotified) orderKey() string  { return m.Notice.OutTradeNo }
+func (m *StartRefund) orderKey() string     { return m.OutTradeNo }
+func (m *Tick) orderKey() string            { return m.OutTradeNo }
+func (m *QueryDone) orderKey() string       { return m.OutTradeNo }
+func (m *CloseDone) orderKey() string       { return m.OutTradeNo }
+func (m *RefundDone) orderKey() string      { return m.OutTradeNo }
+
+// Reply is an order actor's answer to a request.
+type Reply struct {
+	Status Status
+	Order  store.Order // the record after the message (zero if none)
+	Exists bool
+	Err    error // a store failure: nothing was acknowledged
+}

@@ -1,0 +1,284 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/wxpayd/wxpayd/actors/store"
+	"github.com/wxpayd/wxpayd/wxpay"
+)
+
+// orderActor owns one order: it loads the record on start, runs the state
+// machine for each message, commits the outcome durably, and only then
+// answers, moves stock, starts WeChat calls and sets its timer.
+type orderActor struct {
+	sys       *System
+	key       string
+	manager   *actor.PID
+	order     store.Order
+	exists    bool
+	loadErr   error
+	processed uint64
+	inflight  int                   // background WeChat calls not yet answered
+	waiting   map[string]*actor.PID // out_refund_no → admin waiting for the refund call
+	queries   int                   // active queries made since load (backoff)
+}
+
+func newOrderActor(s *System, key string, manager *actor.PID) actor.Actor {
+	return &orderActor{sys: s, key: key, manager: manager}
+}
+
+func (a *orderActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.order, a.exists, a.loadErr = a.sys.store.GetOrder(a.key)
+	case *idleCheck:
+		// The manager saw no message for a while. Stop only if nothing is
+		// pending here; the manager double-checks its own count.
+		if a.processed == msg.n && a.inflight == 0 && len(a.waiting) == 0 {
+			ctx.Send(a.manager, &passivate{key: a.key, pid: ctx.Self(), n: a.processed})
+		}
+	case OrderMessage:
+		a.processed++
+		a.handle(ctx, msg)
+	}
+}
+
+func (a *orderActor) env() Env {
+	c := &a.sys.cfg
+	return Env{Now: c.Now(), AppID: c.AppID, MchID: c.MchID, QueryAfter: c.QueryAfter, CloseGrace: c.CloseGrace}
+}
+
+func (a *orderActor) respond(ctx actor.Context, r *Reply) {
+	if ctx.Sender() != nil {
+		ctx.Respond(r)
+	}
+}
+
+func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
+	if a.loadErr != nil {
+		// Try again: a transient read error must not poison the order.
+		a.order, a.exists, a.loadErr = a.sys.store.GetOrder(a.key)
+		if a.loadErr != nil {
+			a.sys.metrics.StoreErrors.Add(1)
+			a.respond(ctx, &Reply{Err: fmt.Errorf("%w: load %s: %w", ErrStore, a.key, a.loadErr)})
+			return
+		}
+	}
+	env := a.env()
+	if _, isCreate := msg.(*Create); !a.exists && !isCreate {
+		if _, isTick := msg.(*Tick); !isTick {
+			a.respond(ctx, &Reply{Status: StatusNotFound})
+		}
+		return
+	}
+	var out Outcome
+	switch m := msg.(type) {
+	case *Create:
+		out = create(a.order, a.exists, m, env)
+	case *Get:
+		a.respond(ctx, &Reply{Status: StatusOK, Order: a.order, Exists: true})
+		return
+	case *PrepayDone:
+		out = prepayDone(a.order, m, env)
+	case *PaymentNotified:
+		out = paid(a.order, &m.Tx, m.NotifyID, env)
+	case *RefundNotified:
+		n := &m.Notice
+		if n.MchID != env.MchID {
+			out = Outcome{Order: a.order, Status: StatusMismatch}
+			break
+		}
+		out = refundResult(a.order, n.OutRefundNo, n.RefundStatus, n.RefundID, m.NotifyID, nil, env)
+	case *StartRefund:
+		out = refundStart(a.order, m, env)
+	case *Tick:
+		if a.inflight > 0 {
+			return // a call is out; its answer reschedules
+		}
+		out = tick(a.order, env)
+	case *QueryDone:
+		a.inflight--
+		out = queried(a.order, m, env)
+	case *CloseDone:
+		a.inflight--
+		out = closeDone(a.order, m, env)
+	case *RefundDone:
+		a.inflight--
+		out = refundResult(a.order, m.OutRefundNo, m.Refund.Status, m.Refund.RefundID, "", m.Err, env)
+	default:
+		return
+	}
+	if out.Write {
+		if err := a.commit(msg, &out); err != nil {
+			a.sys.metrics.StoreErrors.Add(1)
+			a.respond(ctx, &Reply{Err: fmt.Errorf("%w: %s: %w", ErrStore, a.key, err)})
+			// The timer retries whatever was due.
+			a.schedule(env.Now.Add(5 * time.Second))
+			return
+		}
+		a.order, a.exists = out.Order, true
+	}
+	// Durable: now answer and act.
+	switch m := msg.(type) {
+	case *StartRefund:
+		if out.Call == callRefund && ctx.Sender() != nil {
+			if a.waiting == nil {
+				a.waiting = map[string]*actor.PID{}
+			}
+			a.waiting[m.OutRefundNo] = ctx.Sender()
+		} else {
+			a.respond(ctx, &Reply{Status: out.Status, Order: a.order, Exists: true})
+		}
+	case *RefundDone:
+		if p := a.waiting[m.OutRefundNo]; p != nil {
+			delete(a.waiting, m.OutRefundNo)
+			r := &Reply{Status: StatusOK, Order: a.order, Exists: true}
+			if m.Err != nil {
+				r.Status = StatusConflict
+				r.Err = m.Err
+			}
+			ctx.Send(p, r)
+		}
+	default:
+		a.respond(ctx, &Reply{Status: out.Status, Order: a.order, Exists: a.exists})
+	}
+	switch out.Stock {
+	case stockRelease:
+		a.sys.inventory.release(a.order.SKU, a.key)
+	case stockCommit:
+		a.sys.inventory.commit(a.order.SKU, a.key, a.order.OpenID, a.order.Quantity)
+	}
+	if out.Call != callNone {
+		if a.startCall(out.Call, out.Refund) {
+			a.inflight++
+		} else {
+			// The call queue is full: try again soon rather than drop it.
+			a.schedule(env.Now.Add(5 * time.Second))
+			if m, ok := msg.(*StartRefund); ok {
+				if p := a.waiting[m.OutRefundNo]; p != nil {
+					delete(a.waiting, m.OutRefundNo)
+					ctx.Send(p, &Reply{Status: StatusOK, Order: a.order, Exists: true})
+				}
+			}
+			return
+		}
+	}
+	a.reschedule(env)
+}
+
+// commit writes the outcome and the reservation change in one durable write.
+func (a *orderActor) commit(msg OrderMessage, out *Outcome) error {
+	w := a.sys.store.NewWrite()
+	w.PutOrder(&out.Order)
+	for i := range out.Events {
+		w.AddEvent(&out.Events[i])
+	}
+	o := &out.Order
+	if _, ok := msg.(*Create); ok && out.Status == StatusCreated {
+		w.PutReservation(o.SKU, o.OutTradeNo, store.Reservation{OpenID: o.OpenID, Quantity: o.Quantity})
+	}
+	switch out.Stock {
+	case stockRelease:
+		w.DeleteReservation(o.SKU, o.OutTradeNo)
+	case stockCommit:
+		w.PutReservation(o.SKU, o.OutTradeNo, store.Reservation{OpenID: o.OpenID, Quantity: o.Quantity, Sold: true})
+	}
+	return w.Commit()
+}
+
+// reschedule sets the timer for the order's state.
+func (a *orderActor) reschedule(env Env) {
+	o := &a.order
+	if !a.exists || o.State.Final() || a.inflight > 0 {
+		if a.exists && o.State.Final() {
+			a.sys.timers.cancel(a.key)
+		}
+		return
+	}
+	var due time.Time
+	switch o.State {
+	case store.StateCreated:
+		due = time.UnixMilli(o.CreatedMs).Add(env.CloseGrace)
+	case store.StatePrepaid:
+		next := time.UnixMilli(o.PrepaidMs).Add(env.QueryAfter)
+		if a.queries > 0 {
+			next = env.Now.Add(queryBackoff(a.queries, env.QueryAfter))
+		}
+		due = time.UnixMilli(o.ExpiresMs)
+		if next.Before(due) {
+			due = next
+		}
+	case store.StateRefunding:
+		due = env.Now.Add(queryBackoff(a.queries+1, env.QueryAfter))
+	}
+	if due.Before(env.Now) {
+		due = env.Now
+	}
+	a.sys.timers.schedule(a.key, due)
+}
+
+// queryBackoff spaces active queries: base, 2x, 4x ... capped at 10 min.
+func queryBackoff(n int, base time.Duration) time.Duration {
+	d := base
+	for i := 1; i < n && d < 10*time.Minute; i++ {
+		d *= 2
+	}
+	if d > 10*time.Minute {
+		d = 10 * time.Minute
+	}
+	return d
+}
+
+// startCall runs a WeChat call on the executor; its result comes back
+// through the manager like any other message.
+func (a *orderActor) startCall(kind callKind, r *store.Refund) bool {
+	s, otn, cfg := a.sys, a.key, a.sys.cfg
+	a.queries++
+	var fn func(ctx context.Context) OrderMessage
+	switch kind {
+	case callQuery:
+		fn = func(ctx context.Context) OrderMessage {
+			tx, err := s.wechat.QueryByOutTradeNo(ctx, otn)
+			return &QueryDone{OutTradeNo: otn, Tx: tx, Err: err}
+		}
+	case callClose:
+		fn = func(ctx context.Context) OrderMessage {
+			return &CloseDone{OutTradeNo: otn, Err: s.wechat.Close(ctx, otn)}
+		}
+	case callRefund:
+		req := &wxpay.RefundRequest{
+			OutTradeNo: otn, OutRefundNo: r.OutRefundNo, Reason: r.Reason, NotifyURL: cfg.NotifyURL,
+			Amount: wxpay.RefundAmount{Refund: r.Amount, Total: a.order.Total, Currency: "CNY"},
+		}
+		fn = func(ctx context.Context) OrderMessage {
+			res, err := s.wechat.CreateRefund(ctx, req)
+			return &RefundDone{OutTradeNo: otn, OutRefundNo: req.OutRefundNo, Refund: res, Err: err}
+		}
+	case callRefundQuery:
+		no := r.OutRefundNo
+		fn = func(ctx context.Context) OrderMessage {
+			res, err := s.wechat.QueryRefund(ctx, no)
+			return &RefundDone{OutTradeNo: otn, OutRefundNo: no, Refund: res, Err: err}
+		}
+	default:
+		return false
+	}
+	return s.calls.submit(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.CallTimeout)
+		msg := fn(ctx)
+		cancel()
+		// The result must arrive: retry delivery while the system runs.
+		for !s.send(msg) {
+			if s.stopped.Load() {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+func (a *orderActor) schedule(t time.Time) { a.sys.timers.schedule(a.key, t) }

@@ -1,0 +1,298 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/wxpayd/wxpayd/actors/store"
+	"github.com/wxpayd/wxpayd/wxpay"
+)
+
+// Errors callers branch on.
+var (
+	// ErrOverloaded: the actors already hold as many requests as allowed.
+	// Answer 429/503; never queue without bound.
+	ErrOverloaded = errors.New("actors: overloaded")
+	// ErrTimeout: the actor did not answer in time. The message may still
+	// be applied; callers must treat the outcome as unknown.
+	ErrTimeout = errors.New("actors: request timed out")
+	// ErrStopped: the system is shutting down.
+	ErrStopped = errors.New("actors: stopped")
+	// ErrStore: the durable write failed; nothing was acknowledged.
+	ErrStore = errors.New("actors: store failed")
+	// ErrUnknownSKU: no catalogue entry for the SKU.
+	ErrUnknownSKU = errors.New("actors: unknown sku")
+)
+
+// WeChat is the part of the WeChat Pay client the actors call from timers
+// and refunds. *client.Client implements it.
+type WeChat interface {
+	QueryByOutTradeNo(ctx context.Context, outTradeNo string) (wxpay.Transaction, error)
+	Close(ctx context.Context, outTradeNo string) error
+	CreateRefund(ctx context.Context, req *wxpay.RefundRequest) (wxpay.Refund, error)
+	QueryRefund(ctx context.Context, outRefundNo string) (wxpay.Refund, error)
+}
+
+// Config configures the actor system. Zero values take the defaults.
+type Config struct {
+	AppID     string // required
+	MchID     string // required
+	NotifyURL string // refund notifications go here too
+
+	// OrderTTL is how long an unpaid order lives before it is closed at
+	// WeChat and its stock released (default 15 min).
+	OrderTTL time.Duration
+	// QueryAfter is how long after prepay the first active query runs
+	// when no notification came (default 1 min); later queries back off.
+	QueryAfter time.Duration
+	// CloseGrace is how long a CREATED order (prepay never finished) waits
+	// before it is closed (default 1 min).
+	CloseGrace time.Duration
+	// Idle is how long an order actor stays in memory without messages
+	// (default 30 s); its state reloads from the store on demand.
+	Idle time.Duration
+	// Partitions is the number of routing managers (default 16).
+	Partitions int
+	// MaxInFlight bounds the requests inside the actors at once (default
+	// 65536); beyond it Request returns ErrOverloaded.
+	MaxInFlight int64
+	// RequestTimeout bounds an actor round trip (default 10 s).
+	RequestTimeout time.Duration
+	// CallWorkers and CallQueue bound the background WeChat calls (query,
+	// close, refund): workers (default 32) and waiting calls (default 4096).
+	CallWorkers int
+	CallQueue   int
+	// CallTimeout bounds one background WeChat call (default 10 s).
+	CallTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.OrderTTL, 15*time.Minute)
+	def(&c.QueryAfter, time.Minute)
+	def(&c.CloseGrace, time.Minute)
+	def(&c.Idle, 30*time.Second)
+	def(&c.RequestTimeout, 10*time.Second)
+	def(&c.CallTimeout, 10*time.Second)
+	if c.Partitions <= 0 {
+		c.Partitions = 16
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 65536
+	}
+	if c.CallWorkers <= 0 {
+		c.CallWorkers = 32
+	}
+	if c.CallQueue <= 0 {
+		c.CallQueue = 4096
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	switch {
+	case c.AppID == "":
+		return errors.New("actors: AppID is required")
+	case c.MchID == "":
+		return errors.New("actors: MchID is required")
+	case c.OrderTTL < time.Minute:
+		return fmt.Errorf("actors: OrderTTL %s is below WeChat's 1 minute minimum", c.OrderTTL)
+	}
+	return nil
+}
+
+// Metrics are the system's live counters, read by /metrics.
+type Metrics struct {
+	InFlight      atomic.Int64 // requests inside the actors
+	LiveOrders    atomic.Int64 // order actors in memory
+	Passivated    atomic.Int64 // order actors stopped for idleness
+	Timers        atomic.Int64 // scheduled order timers
+	CallsQueued   atomic.Int64 // background WeChat calls waiting or running
+	CallsRejected atomic.Int64 // background calls refused because the queue was full
+	StoreErrors   atomic.Int64
+}
+
+// System runs the order and inventory actors. It is safe for concurrent use.
+type System struct {
+	cfg       Config
+	store     *store.Store
+	wechat    WeChat
+	as        *actor.ActorSystem
+	managers  []*actor.PID
+	inventory *Inventory
+	timers    *timers
+	calls     *executor
+	metrics   Metrics
+	stopped   atomic.Bool
+	closeOnce sync.Once
+}
+
+// New starts the actor system over st. Call Recover before serving
+// traffic, and Close to stop.
+func New(cfg Config, st *store.Store, wc WeChat) (*System, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &System{cfg: cfg, store: st, wechat: wc}
+	s.as = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}))
+	s.calls = newExecutor(cfg.CallWorkers, cfg.CallQueue, &s.metrics)
+	s.timers = newTimers(cfg.Now, func(otn string) bool { return s.send(&Tick{OutTradeNo: otn}) }, &s.metrics)
+	s.inventory = newInventory(s)
+	for i := 0; i < cfg.Partitions; i++ {
+		pid := s.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newManager(s) }))
+		s.managers = append(s.managers, pid)
+	}
+	return s, nil
+}
+
+// Metrics returns the live counters.
+func (s *System) Metrics() *Metrics { return &s.metrics }
+
+// Inventory returns the SKU actors' registry.
+func (s *System) Inventory() *Inventory { return s.inventory }
+
+// Store returns the durable store.
+func (s *System) Store() *store.Store { return s.store }
+
+// Config returns the effective configuration.
+func (s *System) Config() Config { return s.cfg }
+
+// Recover resumes the timers of every non-final order, so an order that
+// was PREPAID when the process died is still queried and closed.
+func (s *System) Recover() (int, error) {
+	n := 0
+	err := s.store.ActiveOrders(func(otn string) error {
+		// Due now: each order actor looks at its record and reschedules.
+		s.timers.schedule(otn, s.cfg.Now())
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// Run drives the timers and the idle sweep until ctx ends or Close is
+// called.
+func (s *System) Run(ctx context.Context) error {
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		period := s.cfg.Idle / 2
+		if period < time.Millisecond {
+			period = time.Millisecond
+		}
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.timers.done:
+				return
+			case <-t.C:
+				now := time.Now().UnixMilli() // idleness is wall-clock, not business time
+				for _, m := range s.managers {
+					s.as.Root.Send(m, &sweep{nowMs: now})
+				}
+			}
+		}
+	}()
+	err := s.timers.run(ctx)
+	<-sweepDone
+	return err
+}
+
+func (s *System) managerFor(key string) *actor.PID {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return s.managers[h.Sum32()%uint32(len(s.managers))]
+}
+
+// Request sends an order message and waits for the order actor's Reply.
+func (s *System) Request(ctx context.Context, msg OrderMessage) (Reply, error) {
+	if s.stopped.Load() {
+		return Reply{}, ErrStopped
+	}
+	if s.metrics.InFlight.Add(1) > s.cfg.MaxInFlight {
+		s.metrics.InFlight.Add(-1)
+		return Reply{}, ErrOverloaded
+	}
+	defer s.metrics.InFlight.Add(-1)
+	timeout := s.cfg.RequestTimeout
+	if d, ok := ctx.Deadline(); ok {
+		if left := time.Until(d); left < timeout {
+			timeout = left
+		}
+	}
+	if timeout <= 0 {
+		return Reply{}, ErrTimeout
+	}
+	res, err := s.as.Root.RequestFuture(s.managerFor(msg.orderKey()), msg, timeout).Result()
+	if err != nil {
+		if errors.Is(err, actor.ErrTimeout) {
+			return Reply{}, ErrTimeout
+		}
+		return Reply{}, fmt.Errorf("actors: request: %w", err)
+	}
+	r, ok := res.(*Reply)
+	if !ok {
+		return Reply{}, fmt.Errorf("actors: unexpected reply %T", res)
+	}
+	if r.Err != nil {
+		return *r, r.Err
+	}
+	return *r, nil
+}
+
+// send delivers a message without waiting (timers, call results). It
+// returns false when the system is stopped or overloaded; the caller
+// retries later.
+func (s *System) send(msg OrderMessage) bool {
+	if s.stopped.Load() || s.metrics.InFlight.Load() >= s.cfg.MaxInFlight {
+		return false
+	}
+	s.as.Root.Send(s.managerFor(msg.orderKey()), msg)
+	return true
+}
+
+// Close stops intake, waits for background WeChat calls to finish (up to
+// ctx's deadline) and stops every actor. Pending durable writes complete
+// first: an actor stops only between messages.
+func (s *System) Close(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.stopped.Store(true)
+		s.timers.stop()
+		err = s.calls.close(ctx)
+		// Each order actor stops after the messages already in its mailbox,
+		// so every write in progress completes before the store closes.
+		for _, m := range s.managers {
+			if _, e := s.as.Root.RequestFuture(m, &drain{}, time.Minute).Result(); e != nil && err == nil {
+				err = fmt.Errorf("actors: drain: %w", e)
+			}
+		}
+		s.inventory.stop()
+		s.as.Shutdown()
+	})
+	return err
+}
