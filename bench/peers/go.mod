@@ -7,6 +7,7 @@ replace github.com/wxpayd/wxpayd => ../..
 require (
 	github.com/go-pay/crypto v0.0.1
 	github.com/go-pay/gopay v1.5.101
+	github.com/golang-fips/openssl/v2 v2.0.3
 	github.com/wechatpay-apiv3/wechatpay-go v0.2.20
 	github.com/wxpayd/wxpayd v0.0.0-00010101000000-000000000000
 )

@@ -109,6 +109,7 @@ func prefixRef(name string) func(string) string {
 var families = map[string]family{
 	"Authorization": {"(a) APIv3 Authorization header of a JSAPI prepay request (POST, realistic JSON body)", fixedRef("wxpayd-openssl")},
 	"Notify":        {"(b) APIv3 notification: verify + decrypt + decode a TRANSACTION.SUCCESS", fixedRef("wxpayd-openssl")},
+	"NotifyParts":   {"(b) where wxpayd's notification time goes: each step of ParseTransaction alone", fixedRef("verify-openssl")},
 	"PaySign":       {"(c) wx.requestPayment paySign (APIv3, RSA)", fixedRef("wxpayd-openssl")},
 	"V2Sign":        {"(d) APIv2 signature of a 12-field unifiedorder map", prefixRef("wxpayd")},
 	"RSA":           {"Raw RSA-2048 PKCS#1 v1.5 SHA-256 primitives (digest given)", prefixRef("openssl")},
