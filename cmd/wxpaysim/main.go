@@ -1,0 +1,191 @@
+// Command wxpaysim is a WeChat Pay and Mini Program login sandbox; see
+// package github.com/wxpayd/wxpayd/bench/sim.
+//
+//	wxpaysim keygen --dir D [--appid wx…] [--mchid …] [--sim-addr host:port] [--notify-url URL]
+//	wxpaysim serve --keys-dir D [--listen 127.0.0.1:9090] [flags]
+//
+// Every serve flag may also be given as WXPAYSIM_<FLAG> in the environment
+// (upper case, dashes as underscores, e.g. WXPAYSIM_NOTIFY_SPEEDUP); a flag on
+// the command line wins over the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wxpayd/wxpayd/bench/sim"
+	"github.com/wxpayd/wxpayd/wxpay/openssl"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitRuntime  = 1 // the server failed while running
+	exitUsage    = 2 // bad command line
+	exitConfig   = 3 // invalid configuration or keys directory
+	exitShutdown = 4 // graceful shutdown did not finish in time
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "keygen":
+		return keygen(args[1:], stdout, stderr)
+	case "serve":
+		return serve(args[1:], stderr)
+	case "-h", "--help", "help":
+		usage(stdout)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "wxpaysim: unknown command %q\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  wxpaysim keygen --dir DIR [--appid wx…] [--mchid N] [--sim-addr HOST:PORT] [--notify-url URL]
+  wxpaysim serve --keys-dir DIR [--listen HOST:PORT] [flags]   (flags also as WXPAYSIM_* env)
+Run "wxpaysim serve -h" for the serve flags.
+`)
+}
+
+func keygen(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "directory to write the identity to (required)")
+	var o sim.KeygenOptions
+	fs.StringVar(&o.AppID, "appid", sim.DefaultAppID, "Mini Program AppID")
+	fs.StringVar(&o.MchID, "mchid", sim.DefaultMchID, "merchant id")
+	fs.StringVar(&o.SimAddr, "sim-addr", sim.DefaultListen, "host:port wxpayd reaches the simulator at")
+	fs.StringVar(&o.NotifyURL, "notify-url", sim.DefaultNotifyURL, "wxpayd's notification URL, written to wxpay.env")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *dir == "" || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "wxpaysim keygen: --dir is required and no arguments are taken")
+		return exitUsage
+	}
+	id, err := sim.Keygen(*dir, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "wxpaysim keygen:", err)
+		return exitConfig
+	}
+	fmt.Fprintf(stdout, "wrote %s: mchid %s, appid %s, merchant serial %s, public key id %s, platform serial %s\n",
+		*dir, id.MchID, id.AppID, id.MerchantSerial, id.PublicKeyID, id.PlatformSerial)
+	return exitOK
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c sim.Config
+	fs.StringVar(&c.KeysDir, "keys-dir", "", "directory written by keygen (required)")
+	fs.StringVar(&c.Listen, "listen", sim.DefaultListen, "address to listen on")
+	fs.DurationVar(&c.Latency, "latency", 0, "added to every WeChat API answer, e.g. 30ms")
+	fs.StringVar(&c.SigningMode, "signing-mode", sim.DefaultSigningMode, "publickey, certificate or mixed")
+	fs.Float64Var(&c.MixedPublicKeyShare, "mixed-share", sim.DefaultMixedShare, "mixed mode: share signed with the public key")
+	rate := fs.Int("rate-limit", sim.DefaultRateLimit, "prepay QPS per mchid before 429 FREQUENCY_LIMITED; 0 = off")
+	fs.Float64Var(&c.NotifySpeedup, "notify-speedup", 1, "divides the notification retry schedule and refund delay")
+	fs.Float64Var(&c.DupRate, "dup-rate", 0, "probability of an extra duplicate notification")
+	fs.Float64Var(&c.TamperRate, "tamper-rate", 0, "probability of an extra WECHATPAY/SIGNTEST/ notification")
+	fs.Float64Var(&c.StaleRate, "stale-rate", 0, "probability of an extra notification with a stale timestamp")
+	fs.Float64Var(&c.DropRate, "drop-rate", 0, "probability that an API answer is lost after processing")
+	fs.IntVar(&c.MaxOrders, "max-orders", sim.DefaultMaxOrders, "orders kept in memory before 503")
+	fs.IntVar(&c.MaxPending, "max-pending", sim.DefaultMaxPending, "notifications and refunds in flight before 503")
+	fs.IntVar(&c.NotifyWorkers, "notify-workers", sim.DefaultNotifyWorkers, "concurrent notification deliveries")
+	fs.DurationVar(&c.NotifyTimeout, "notify-timeout", sim.DefaultNotifyTimeout, "wait for the merchant's 2xx")
+	fs.DurationVar(&c.RefundDelay, "refund-delay", sim.DefaultRefundDelay, "refund PROCESSING time before SUCCESS (divided by --notify-speedup)")
+	fs.IntVar(&c.MaxLoginCodes, "max-login-codes", sim.DefaultMaxLoginCodes, "wx.login codes remembered")
+	fs.Uint64Var(&c.Seed, "seed", 0, "seed for fault injection (0 = random)")
+	backend := fs.String("rsa-backend", openssl.NameAuto, "auto, go or openssl")
+	libPath := fs.String("openssl-lib", "", "libcrypto path for the openssl backend (default: libcrypto.so.3)")
+	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "graceful shutdown limit")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "wxpaysim serve: unexpected arguments %q\n", fs.Args())
+		return exitUsage
+	}
+	if err := applyEnv(fs, os.LookupEnv); err != nil {
+		fmt.Fprintln(stderr, "wxpaysim serve:", err)
+		return exitUsage
+	}
+	// The command line's 0 means off; the Config's zero means the default.
+	c.RateLimit = *rate
+	if *rate == 0 {
+		c.RateLimit = sim.RateLimitOff
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintln(stderr, "wxpaysim serve: --log-level:", err)
+		return exitUsage
+	}
+	c.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	b, err := openssl.Select(*backend, *libPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "wxpaysim serve:", err)
+		return exitConfig
+	}
+	c.Backend = b
+	if err := c.Validate(); err != nil {
+		fmt.Fprintln(stderr, "wxpaysim serve:", err)
+		return exitConfig
+	}
+	s, err := sim.New(c)
+	if err != nil {
+		fmt.Fprintln(stderr, "wxpaysim serve:", err)
+		return exitConfig
+	}
+	c.Logger.Info("rsa backend", "name", b.Name(), "openssl", openssl.Version())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// Run: listen, serve until SIGINT/SIGTERM, then shut down in order: stop
+	// the listener and finish open requests, stop the delivery scheduler and
+	// wait for deliveries in flight, all within --shutdown-timeout.
+	if err := s.Run(ctx, *shutdown); err != nil {
+		fmt.Fprintln(stderr, "wxpaysim serve:", err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return exitShutdown
+		}
+		return exitRuntime
+	}
+	return exitOK
+}
+
+// applyEnv sets every flag not given on the command line from
+// WXPAYSIM_<NAME> when that variable is set.
+func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		name := "WXPAYSIM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := lookup(name); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, e)
+			}
+		}
+	})
+	return err
+}
