@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -194,4 +195,45 @@ func BenchmarkNotify(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "notifications/s")
 		})
 	}
+}
+
+// BenchmarkPrepayDecode measures the reflection-based JSON decoding and the
+// validation of a prepay body alone, to weigh it against the RSA work.
+func BenchmarkPrepayDecode(b *testing.B) {
+	s := benchSim(b, wxpay.GoBackend, nil)
+	body, _ := json.Marshal(prepayReq(s.Identity(), "BENCH000001", "oBenchBuyer000000000000000", "https://m.example/wxpay/notify"))
+	now := time.Now()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		var p prepayBody
+		if e := decodeBody(body, &p); e != nil {
+			b.Fatal(e.message)
+		}
+		if _, e := s.validatePrepay(&p, s.id.MchID, now); e != nil {
+			b.Fatal(e.message)
+		}
+	}
+}
+
+// BenchmarkOrderMemory reports the heap held per stored order, to size
+// --max-orders (the default 2,000,000).
+func BenchmarkOrderMemory(b *testing.B) {
+	s := benchSim(b, wxpay.GoBackend, nil)
+	now := time.Now()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range b.N {
+		o := &order{
+			mchID: s.id.MchID, appID: s.id.AppID, outTradeNo: "MEM" + strconv.Itoa(1e9+i), desc: "Image形象店-深圳腾大-QQ公仔",
+			notifyURL: "https://m.example/wxpay/notify", openID: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", total: 100, currency: "CNY",
+			created: now, expire: now.Add(time.Hour),
+		}
+		s.createOrReuse(o, now, func(*order) bool { return true })
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "heapB/order")
+	runtime.KeepAlive(s)
 }

@@ -547,3 +547,52 @@ func TestBounds(t *testing.T) {
 		}
 	})
 }
+
+func TestLatency(t *testing.T) {
+	t.Parallel()
+	ts := startSim(t, func(c *Config) { c.Latency = 80 * time.Millisecond })
+	start := time.Now()
+	ts.c.do("GET", "/v3/certificates", nil)
+	if el := time.Since(start); el < 80*time.Millisecond {
+		t.Fatalf("answer after %v, latency 80ms", el)
+	}
+	start = time.Now()
+	ts.c.simGet("/sim/v1/stats", nil)
+	if el := time.Since(start); el >= 80*time.Millisecond {
+		t.Fatalf("the control API was delayed: %v", el)
+	}
+}
+
+func TestStatsEndpoint(t *testing.T) {
+	t.Parallel()
+	ts := startSim(t, nil)
+	m := newMerchant(t, ts.Server, nil)
+	pid := ts.c.prepay("STATS00001", "o", m.url)
+	ts.c.prepay("STATS00002", "o", m.url)
+	ts.c.do("POST", "/v3/pay/transactions/out-trade-no/STATS00002/close", map[string]string{"mchid": ts.Identity().MchID})
+	ts.c.pay(pid, "o")
+	m.next(t)
+	ts.c.do("POST", "/v3/refund/domestic/refunds", refundReq("STATS00001", "SR1", 1, 100))
+	var raw map[string]any
+	eventually(t, "ack", func() bool { return ts.Stats().Notifications.Acknowledged == 1 })
+	if st := ts.c.simGet("/sim/v1/stats", &raw); st != 200 {
+		t.Fatalf("%d", st)
+	}
+	for _, k := range []string{"orders", "paid", "closed", "refunds", "requests", "rejected", "dropped", "notifications", "faults", "live"} {
+		if _, ok := raw[k]; !ok {
+			t.Fatalf("stats lack %q: %v", k, raw)
+		}
+	}
+	n := raw["notifications"].(map[string]any)
+	for _, k := range []string{"created", "sent", "acknowledged", "retried", "failed", "pending", "given_up"} {
+		if _, ok := n[k]; !ok {
+			t.Fatalf("notification stats lack %q: %v", k, n)
+		}
+	}
+	st := ts.Stats()
+	if st.Orders != 2 || st.Paid != 1 || st.Closed != 1 || st.Refunds != 1 || st.Requests["prepay"] != 2 ||
+		st.Requests["close"] != 1 || st.Requests["refund"] != 1 || st.Requests["sim_pay"] != 1 ||
+		st.Notifications.Created != 1 || st.Notifications.Pending != 0 || st.Live.Orders != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
