@@ -48,13 +48,21 @@ var infos = []bar{
 
 type barResult struct {
 	bar
-	value   float64 // ratio or allocs
+	value   float64 // ratio of wall-time medians, or allocs
+	cpu     float64 // ratio of CPU-time medians; NaN when not measured
 	missing []string
 	pass    bool
 }
 
+func (res barResult) holds(v float64) bool {
+	if res.atLeast {
+		return v >= res.limit
+	}
+	return v <= res.limit
+}
+
 func evalBar(r *report, b bar) barResult {
-	res := barResult{bar: b}
+	res := barResult{bar: b, cpu: math.NaN()}
 	num := r.lookup(b.family, b.num)
 	if num == nil {
 		res.missing = append(res.missing, "Benchmark"+b.family+"/"+b.num)
@@ -73,16 +81,13 @@ func evalBar(r *report, b bar) barResult {
 		}
 		if num != nil && den != nil {
 			res.value = num.medianNs() / den.medianNs()
+			res.cpu = num.medianCPU() / den.medianCPU()
 		}
 	}
 	if len(res.missing) > 0 {
 		return res
 	}
-	if b.atLeast {
-		res.pass = res.value >= b.limit
-	} else {
-		res.pass = res.value <= b.limit
-	}
+	res.pass = res.holds(res.value)
 	return res
 }
 
@@ -127,6 +132,16 @@ func (res barResult) line(withVerdict bool) string {
 			}
 		}
 		sb.WriteString(")")
+	}
+	if !math.IsNaN(res.cpu) {
+		fmt.Fprintf(&sb, "; on CPU time %.2f×", res.cpu)
+		if withVerdict {
+			if res.holds(res.cpu) {
+				sb.WriteString(" (would pass)")
+			} else {
+				sb.WriteString(" (would fail)")
+			}
+		}
 	}
 	return sb.String()
 }

@@ -16,6 +16,7 @@ type sample struct {
 	nsPerOp     float64
 	bytesPerOp  float64 // NaN without -benchmem/ReportAllocs
 	allocsPerOp float64 // NaN without -benchmem/ReportAllocs
+	cpuNsPerOp  float64 // the peers' cpu-ns/op metric (process CPU time); NaN without it
 }
 
 // bench collects every run of one benchmark.
@@ -91,7 +92,7 @@ func parseBench(r io.Reader) (*report, error) {
 			rep.procs = n
 			name = strings.TrimSuffix(name, m[0])
 		}
-		s := sample{nsPerOp: math.NaN(), bytesPerOp: math.NaN(), allocsPerOp: math.NaN()}
+		s := sample{nsPerOp: math.NaN(), bytesPerOp: math.NaN(), allocsPerOp: math.NaN(), cpuNsPerOp: math.NaN()}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
@@ -104,6 +105,8 @@ func parseBench(r io.Reader) (*report, error) {
 				s.bytesPerOp = v
 			case "allocs/op":
 				s.allocsPerOp = v
+			case "cpu-ns/op":
+				s.cpuNsPerOp = v
 			}
 		}
 		if math.IsNaN(s.nsPerOp) {
@@ -161,6 +164,10 @@ func (b *bench) values(f func(sample) float64) []float64 {
 func (b *bench) medianNs() float64 {
 	return median(b.values(func(s sample) float64 { return s.nsPerOp }))
 }
+func (b *bench) medianCPU() float64 {
+	return median(b.values(func(s sample) float64 { return s.cpuNsPerOp }))
+}
+
 func (b *bench) medianAllocs() float64 {
 	return median(b.values(func(s sample) float64 { return s.allocsPerOp }))
 }
