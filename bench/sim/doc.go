@@ -9,6 +9,7 @@
 //
 //	POST /v3/pay/transactions/jsapi                         prepay (JSAPI / Mini Program)
 //	GET  /v3/pay/transactions/out-trade-no/{no}?mchid=      query
+//	GET  /v3/pay/transactions/id/{transaction_id}?mchid=    query by WeChat's id (paid orders)
 //	POST /v3/pay/transactions/out-trade-no/{no}/close       close (204)
 //	POST /v3/refund/domestic/refunds                        refund
 //	GET  /v3/refund/domestic/refunds/{out_refund_no}        refund query
@@ -75,7 +76,8 @@
 //
 // A Server is safe for concurrent use. Orders live in 64 shards, each with
 // a mutex guarding its orders, their refunds and their delivery records;
-// lock order is shard, then the store's index lock. Notification delivery
+// lock order is shard, then the store's index lock or the scheduler's heap
+// lock; the heap lock is never held while taking a shard. Notification delivery
 // is one scheduler goroutine over a timer heap and Config.NotifyWorkers
 // workers; all goroutines are counted and Close waits for them.
 package sim

@@ -296,6 +296,7 @@ type merchant struct {
 	t      testing.TB
 	url    string
 	parser *wxpay.NotifyParser
+	v2key  *wxpay.V2Key
 	clock  func() time.Time
 	status func(n int) int // answer for the n-th delivery (0-based); default 204 when valid, 400 when not
 
@@ -333,8 +334,12 @@ func newMerchant(t testing.TB, s *Server, status func(n int) int) *merchant {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v2k, err := wxpay.NewV2Key(id.APIv2Key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m := &merchant{
-		t: t, clock: s.clock.Now, status: status, ch: make(chan arrival, 1024),
+		t: t, clock: s.clock.Now, status: status, v2key: v2k, ch: make(chan arrival, 1024),
 		parser: wxpay.NewNotifyParser(wxpay.NewVerifier(ks, wxpay.WithClock(s.clock.Now)), aead),
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -352,7 +357,13 @@ func (m *merchant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	a := arrival{at: m.clock(), rawBody: body, serial: r.Header.Get(wxpay.HeaderSerial),
 		sig: r.Header.Get(wxpay.HeaderSignature)}
-	{
+	if r.Header.Get("Content-Type") == "text/xml" {
+		p, err := wxpay.ParseV2XML(body)
+		if err == nil {
+			err = m.v2key.VerifyAuto(p)
+		}
+		a.v2, a.err, a.valid, a.event = p, err, err == nil, "APIV2.PAY"
+	} else {
 		h := &wxpay.Headers{
 			Timestamp: r.Header.Get(wxpay.HeaderTimestamp), Nonce: r.Header.Get(wxpay.HeaderNonce),
 			Signature: r.Header.Get(wxpay.HeaderSignature), Serial: a.serial,
@@ -381,7 +392,12 @@ func (m *merchant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	m.arrivals = append(m.arrivals, a)
 	m.mu.Unlock()
-	w.WriteHeader(a.answer)
+	if a.v2 != nil && a.answer < 300 {
+		w.WriteHeader(200)
+		io.WriteString(w, wxpay.V2NotifySuccessReply)
+	} else {
+		w.WriteHeader(a.answer)
+	}
 	m.ch <- a
 }
 

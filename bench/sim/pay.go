@@ -19,8 +19,9 @@ import (
 )
 
 const (
-	pathQueryPrefix = "/v3/pay/transactions/out-trade-no/"
-	numShards       = 64
+	pathQueryPrefix     = "/v3/pay/transactions/out-trade-no/"
+	pathQueryByIDPrefix = "/v3/pay/transactions/id/"
+	numShards           = 64
 )
 
 // Lock order: a shard's mu, then store.idxMu. Orders, their refunds and their
@@ -427,6 +428,44 @@ func (s *Server) query(r *v3req) (int, []byte, *apiError) {
 	body := o.transactionJSON(make([]byte, 0, 512))
 	o.sh.mu.Unlock()
 	return 200, body, nil
+}
+
+// queryByID serves GET /v3/pay/transactions/id/{transaction_id}?mchid=
+// (paid orders only: an unpaid order has no transaction_id).
+func (s *Server) queryByID(r *v3req) (int, []byte, *apiError) {
+	txn := pathParam(r.ctx, pathQueryByIDPrefix, "")
+	mchID := string(r.ctx.QueryArgs().Peek("mchid"))
+	if e := s.checkPathAndMchID("TXNID0", mchID, r.mchID, "query"); e != nil {
+		return 0, nil, e
+	}
+	if txn == "" || len(txn) > 32 || !allDigits(txn) {
+		e := paramError("/transaction_id", txn, "须为32位以内的数字")
+		e.detail.Location = "path"
+		return 0, nil, e
+	}
+	st := s.store
+	st.idxMu.RLock()
+	t := st.byTxn[txn]
+	st.idxMu.RUnlock()
+	if t == nil || t.mchID != mchID {
+		return 0, nil, errNotFound
+	}
+	o := st.lookup(t.mchID, t.outTradeNo)
+	if o == nil {
+		return 0, nil, errNotFound
+	}
+	body := o.transactionJSON(make([]byte, 0, 512))
+	o.sh.mu.Unlock()
+	return 200, body, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkPathAndMchID validates an out_trade_no path parameter and the mchid

@@ -253,14 +253,20 @@ func TestOrderLifecycle(t *testing.T) {
 		if st != 201 || len(txn) != 28 {
 			t.Fatalf("pay: %d %s", st, txn)
 		}
+		a := c.do("GET", "/v3/pay/transactions/id/"+txn+"?mchid="+id.MchID, nil)
+		a.wantOK(t, 200)
+		if byID, _ := wxpay.DecodeTransaction(a.body); byID.OutTradeNo != "LIFE000001" || byID.TransactionID != txn {
+			t.Fatalf("query by id %s", a.body)
+		}
+		c.do("GET", "/v3/pay/transactions/id/4200000000000000000000000000?mchid="+id.MchID, nil).wantErr(t, 404, wxpay.CodeOrderNotExist)
 		tx = c.query("LIFE000001")
 		if tx.TradeState != wxpay.TradeStateSuccess || tx.TransactionID != txn || tx.Payer.OpenID != "oBuyer" ||
 			tx.TradeType != "JSAPI" || tx.SuccessTime != t0.Format(time.RFC3339) || tx.Amount.PayerTotal != 100 {
 			t.Fatalf("SUCCESS answer %+v", tx)
 		}
-		a := m.next(t)
-		if !a.valid || a.tx.TransactionID != txn || a.tx.TradeState != wxpay.TradeStateSuccess {
-			t.Fatalf("notification %+v", a)
+		n := m.next(t)
+		if !n.valid || n.tx.TransactionID != txn || n.tx.TradeState != wxpay.TradeStateSuccess {
+			t.Fatalf("notification %+v", n)
 		}
 		c.do("POST", "/v3/refund/domestic/refunds", map[string]any{
 			"out_trade_no": "LIFE000001", "out_refund_no": "R1", "amount": map[string]any{"refund": 40, "total": 100, "currency": "CNY"},
@@ -378,11 +384,11 @@ func TestSimPay(t *testing.T) {
 	})
 	t.Run("the order view shows the state and the delivery", func(t *testing.T) {
 		var v OrderView
-		if st := c.simGet("/sim/v1/orders/PAY0000001", &v); st != 200 {
-			t.Fatalf("%d", st)
-		}
-		if v.TradeState != wxpay.TradeStateSuccess || len(v.Notifications) != 1 || !v.Notifications[0].Acknowledged ||
-			v.Notifications[0].Attempts[0].Status != 204 {
+		eventually(t, "the acknowledgement", func() bool {
+			v = OrderView{}
+			return c.simGet("/sim/v1/orders/PAY0000001", &v) == 200 && len(v.Notifications) == 1 && v.Notifications[0].Acknowledged
+		})
+		if v.TradeState != wxpay.TradeStateSuccess || v.Notifications[0].Attempts[0].Status != 204 || v.Notifications[0].Kind != "genuine" {
 			t.Fatalf("view %+v", v)
 		}
 	})

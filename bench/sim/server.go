@@ -266,6 +266,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		} else {
 			s.v3(ctx, epQuery, fasthttp.MethodGet, s.query)
 		}
+	case bytes.HasPrefix(path, []byte(pathQueryByIDPrefix)):
+		s.v3(ctx, epQuery, fasthttp.MethodGet, s.queryByID)
 	case string(path) == "/v3/refund/domestic/refunds":
 		s.v3(ctx, epRefund, fasthttp.MethodPost, s.refund)
 	case bytes.HasPrefix(path, []byte(pathRefundPrefix)):

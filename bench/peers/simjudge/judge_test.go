@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-pay/gopay"
+	gpwechat "github.com/go-pay/gopay/wechat"
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/verifiers"
@@ -378,6 +380,65 @@ func TestWechatpayGoRejectsFaultyCopies(t *testing.T) {
 	st := s.Stats()
 	if rejected.get() != 2 || st.Faults["tampered"].Rejected != 1 || st.Faults["stale"].Rejected != 1 {
 		t.Fatalf("SDK rejected %d; stats %+v", rejected.get(), st.Faults)
+	}
+}
+
+func TestGopayJudgesAPIv2(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, nil)
+	id := s.Identity()
+	// A gopay-based merchant endpoint for the APIv2 notification.
+	got := make(chan gopay.BodyMap, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bm, err := gpwechat.ParseNotifyToBodyMap(r)
+		if err != nil {
+			w.WriteHeader(400)
+			return
+		}
+		st := bm.GetString("sign_type")
+		if st == "" {
+			st = gpwechat.SignType_MD5
+		}
+		ok, err := gpwechat.VerifySign(string(id.APIv2Key), st, bm)
+		if err != nil || !ok {
+			w.WriteHeader(400)
+			return
+		}
+		io.WriteString(w, "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>")
+		got <- bm
+	}))
+	t.Cleanup(srv.Close)
+	for _, st := range []string{gpwechat.SignType_MD5, gpwechat.SignType_HMAC_SHA256} {
+		t.Run("unifiedorder signed "+st+": gopay verifies the answer and the notification", func(t *testing.T) {
+			c := gpwechat.NewClient(id.AppID, id.MchID, string(id.APIv2Key), true)
+			c.BaseURL = s.URL()
+			otn := "GOPAY" + strings.ReplaceAll(st, "-", "")
+			bm := make(gopay.BodyMap)
+			bm.Set("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS").Set("body", "腾讯充值中心-QQ会员充值").
+				Set("out_trade_no", otn).Set("total_fee", 88).Set("spbill_create_ip", "127.0.0.1").
+				Set("notify_url", srv.URL+"/wxpay/v2/notify").Set("trade_type", "JSAPI").Set("sign_type", st).
+				Set("openid", "oGopay")
+			rsp, err := c.UnifiedOrder(context.Background(), bm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rsp.ReturnCode != "SUCCESS" || rsp.ResultCode != "SUCCESS" || rsp.PrepayId == "" {
+				t.Fatalf("reply %+v", rsp)
+			}
+			ok, err := gpwechat.VerifySign(string(id.APIv2Key), st, rsp)
+			if err != nil || !ok {
+				t.Fatalf("gopay rejects the reply's sign: %v", err)
+			}
+			simPay(t, s, rsp.PrepayId, "oGopay")
+			select {
+			case n := <-got:
+				if n.GetString("out_trade_no") != otn || n.GetString("total_fee") != "88" || n.GetString("result_code") != "SUCCESS" {
+					t.Fatalf("notification %v", n)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no APIv2 notification")
+			}
+		})
 	}
 }
 
