@@ -119,8 +119,10 @@ func (t *timers) run(ctx context.Context) error {
 				break
 			}
 		}
-		wait := time.Hour
-		if next >= 0 {
+		// Never sleep more than a second: a clock step (NTP, or a test's
+		// clock) is then noticed within a second.
+		wait := time.Second
+		if next >= 0 && time.Duration(next-now)*time.Millisecond < wait {
 			wait = time.Duration(next-now) * time.Millisecond
 		}
 		tm.Reset(wait)

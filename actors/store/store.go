@@ -336,6 +336,24 @@ func (w *Write) Commit() error {
 	return nil
 }
 
+// CommitRelaxed applies the write without waiting for fsync. It is for
+// audit records whose loss in a crash costs no money (rejected
+// notifications); never for a transition.
+func (w *Write) CommitRelaxed() error {
+	defer w.release()
+	if w.err != nil {
+		return w.err
+	}
+	if w.s.closed.Load() {
+		return ErrClosed
+	}
+	if err := w.b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	w.s.backlog.Add(int64(w.events))
+	return nil
+}
+
 // Discard drops an uncommitted write.
 func (w *Write) Discard() { w.release() }
 

@@ -1,0 +1,343 @@
+package ingress
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/wxpayd/wxpayd/actors"
+	"github.com/wxpayd/wxpayd/actors/store"
+	"github.com/wxpayd/wxpayd/wxpay"
+	"github.com/wxpayd/wxpayd/wxpay/client"
+)
+
+// login exchanges a wx.login code for a session token. The session_key
+// stays here: it is not even kept.
+func (s *Server) login(ctx *fasthttp.RequestCtx) {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if err := decode(ctx, &req); err != nil {
+		s.badRequest(ctx, err.Error())
+		return
+	}
+	if req.Code == "" || len(req.Code) > client.MaxLoginCodeLen {
+		s.badRequest(ctx, "code must be 1 to 128 bytes")
+		return
+	}
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sess, err := s.d.Login.Code2Session(c, req.Code)
+	if err != nil {
+		s.failErr(ctx, err)
+		return
+	}
+	token, ttl := s.sess.issue(sess.OpenID)
+	s.json(ctx, fasthttp.StatusOK, struct {
+		Token     string `json:"token"`
+		ExpiresIn int64  `json:"expires_in"`
+	}{token, int64(ttl / time.Second)})
+}
+
+const maxQuantity = 99
+
+// validSKU: 1 to 64 characters of [0-9A-Za-z_.-].
+func validSKU(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// validIdemKey: 1 to 64 printable ASCII characters.
+func validIdemKey(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// newOutTradeNo makes an order number that carries this node's shard in
+// its first two characters. With an Idempotency-Key it is derived from the
+// buyer and the key, so a retry lands on the same order actor, which
+// serialises the two requests.
+func (s *Server) newOutTradeNo(openid, idemKey string) string {
+	if idemKey != "" {
+		sum := sha256.Sum256([]byte(openid + "\x00" + idemKey))
+		return s.cfg.ShardPrefix + "K" + hex.EncodeToString(sum[:])[:26] // 29 chars
+	}
+	b := make([]byte, 0, 24)
+	b = append(b, s.cfg.ShardPrefix...)
+	b = strconv.AppendInt(b, s.cfg.Now().UnixMilli(), 36) // 8-9 chars, sortable by time
+	var r [13]byte
+	_, _ = rand.Read(r[:])
+	for _, c := range r {
+		b = append(b, base62[int(c)%62])
+	}
+	return string(b) // 23-24 chars of [0-9A-Za-z]
+}
+
+// createOrder is the flash-sale hot path.
+func (s *Server) createOrder(ctx *fasthttp.RequestCtx) {
+	openid, ok := s.buyer(ctx)
+	if !ok {
+		return
+	}
+	if !s.prepay.acquire() {
+		s.metrics.admission.WithLabelValues("prepay").Inc()
+		s.failErr(ctx, errAdmission)
+		return
+	}
+	defer s.prepay.release()
+	var req struct {
+		SKU      string `json:"sku"`
+		Quantity int64  `json:"quantity"`
+	}
+	if err := decode(ctx, &req); err != nil {
+		s.badRequest(ctx, err.Error())
+		return
+	}
+	if req.Quantity == 0 {
+		req.Quantity = 1
+	}
+	if !validSKU(req.SKU) {
+		s.badRequest(ctx, "sku must be 1 to 64 characters of [0-9A-Za-z_.-]")
+		return
+	}
+	if req.Quantity < 1 || req.Quantity > maxQuantity {
+		s.badRequest(ctx, "quantity must be 1 to 99")
+		return
+	}
+	idem := string(ctx.Request.Header.Peek("Idempotency-Key"))
+	if idem != "" && !validIdemKey(idem) {
+		s.badRequest(ctx, "Idempotency-Key must be 1 to 64 printable ASCII characters")
+		return
+	}
+	otn := s.newOutTradeNo(openid, idem)
+	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.PrepayTimeout+5*time.Second)
+	defer cancel()
+	sys := s.d.Actors
+
+	if idem != "" { // a retry returns the same order
+		r, err := sys.Request(rctx, &actors.Get{OutTradeNo: otn})
+		if err != nil {
+			s.failErr(ctx, err)
+			return
+		}
+		if r.Exists {
+			s.existing(ctx, &r.Order, openid)
+			return
+		}
+	}
+	res, err := sys.Inventory().Reserve(rctx, req.SKU, otn, openid, req.Quantity, idem == "")
+	if err != nil {
+		s.failErr(ctx, err)
+		return
+	}
+	switch res.Status {
+	case actors.SoldOut:
+		s.fail(ctx, answer{fasthttp.StatusConflict, codeSoldOut, "sold out", 0})
+		return
+	case actors.LimitExceeded:
+		s.fail(ctx, answer{fasthttp.StatusConflict, codeLimitExceeded, "per-buyer limit reached", 0})
+		return
+	case actors.UnknownSKU:
+		s.fail(ctx, answer{fasthttp.StatusNotFound, codeUnknownSKU, "no such sku", 0})
+		return
+	}
+	release := func() {
+		if res.Fresh {
+			sys.Inventory().Release(req.SKU, otn)
+		}
+	}
+	// WeChat's per-merchant rate: wait briefly for the budget, else 429.
+	wait, ok := s.budget.reserve()
+	if !ok {
+		release()
+		s.metrics.admission.WithLabelValues("budget").Inc()
+		s.fail(ctx, answer{fasthttp.StatusTooManyRequests, codeBudget, "prepay budget exhausted: retry shortly",
+			int(wait/time.Second) + 1})
+		return
+	}
+	if wait > 0 {
+		time.Sleep(wait)
+	}
+	r, err := sys.Request(rctx, &actors.Create{
+		OutTradeNo: otn, OpenID: openid, SKU: req.SKU, Description: res.SKU.Description,
+		Quantity: req.Quantity, Total: req.Quantity * res.SKU.Price, IdemKey: idem, TTL: s.cfg.OrderTTL,
+	})
+	if err != nil {
+		release()
+		s.failErr(ctx, err)
+		return
+	}
+	if r.Status != actors.StatusCreated { // created meanwhile by the same key
+		if r.Order.State.Final() {
+			release()
+		}
+		s.existing(ctx, &r.Order, openid)
+		return
+	}
+	o := r.Order
+	preq := &wxpay.PrepayRequest{
+		AppID: s.cfg.AppID, MchID: s.cfg.MchID, Description: truncateUTF8(o.Description, 127),
+		OutTradeNo: otn, TimeExpire: rfc3339(o.ExpiresMs), NotifyURL: s.cfg.NotifyURL,
+		Amount: wxpay.Amount{Total: o.Total, Currency: "CNY"}, Payer: wxpay.Payer{OpenID: openid},
+	}
+	pctx, pcancel := context.WithTimeout(context.Background(), s.cfg.PrepayTimeout)
+	start := time.Now()
+	resp, perr := s.d.Prepayer.Prepay(pctx, preq)
+	pcancel()
+	took := time.Since(start)
+	done := &actors.PrepayDone{OutTradeNo: otn, PrepayID: resp.PrepayID, Micros: took.Microseconds()}
+	if perr != nil {
+		code, definitive := refusal(perr)
+		s.metrics.wechatCall("prepay", took, code)
+		if !definitive {
+			// Unknown outcome (timeout, 5xx, unsigned answer): the order
+			// stays CREATED and its timer closes it at WeChat, which
+			// releases the stock. The buyer may retry.
+			s.failErr(ctx, perr)
+			return
+		}
+		done.Code = code
+	} else {
+		s.metrics.wechatCall("prepay", took, "")
+	}
+	r, err = sys.Request(rctx, done)
+	if err != nil {
+		s.failErr(ctx, err)
+		return
+	}
+	if perr != nil {
+		s.failErr(ctx, perr)
+		return
+	}
+	if r.Order.State != store.StatePrepaid {
+		s.existing(ctx, &r.Order, openid)
+		return
+	}
+	s.respondOrder(ctx, fasthttp.StatusCreated, &r.Order)
+}
+
+// refusal tells a definitive refusal (a signed 4xx answer: the order was
+// not created at WeChat) from an unknown outcome.
+func refusal(err error) (code string, definitive bool) {
+	var we *wxpay.APIError
+	if errors.As(err, &we) {
+		if errors.Is(err, client.ErrUnsignedResponse) || we.Status >= 500 {
+			return we.Code, false
+		}
+		return we.Code, true
+	}
+	switch {
+	case errors.Is(err, client.ErrTimeout):
+		return "TIMEOUT", false
+	case errors.Is(err, client.ErrOverloaded):
+		// Refused locally before sending: nothing reached WeChat.
+		return "CLIENT_OVERLOADED", true
+	}
+	return "TRANSPORT", false
+}
+
+// existing answers a retried create with the order as it is now.
+func (s *Server) existing(ctx *fasthttp.RequestCtx, o *store.Order, openid string) {
+	if o.OpenID != openid {
+		s.fail(ctx, answer{fasthttp.StatusConflict, codeConflict, "idempotency key already used", 0})
+		return
+	}
+	if o.State == store.StateCreated {
+		s.fail(ctx, answer{fasthttp.StatusConflict, codeInProgress, "the order is being created: retry", 1})
+		return
+	}
+	s.respondOrder(ctx, fasthttp.StatusOK, o)
+}
+
+// respondOrder writes the order view; a PREPAID order gets freshly signed
+// payment parameters (same prepay_id, new nonce and timestamp).
+func (s *Server) respondOrder(ctx *fasthttp.RequestCtx, status int, o *store.Order) {
+	v := viewOf(o)
+	if o.State == store.StatePrepaid && o.PrepayID != "" {
+		p, err := s.d.Signer.RequestPayment(s.cfg.AppID, o.PrepayID, s.cfg.Now().Unix(), wxpay.NewNonce())
+		if err != nil {
+			s.failErr(ctx, err)
+			return
+		}
+		v.Payment = &p
+	}
+	s.json(ctx, status, v)
+}
+
+// ownOrder loads an order and checks that the session's buyer owns it;
+// anyone else gets the same 404 as for a missing order.
+func (s *Server) ownOrder(ctx *fasthttp.RequestCtx, otn string) (*store.Order, bool) {
+	openid, ok := s.buyer(ctx)
+	if !ok {
+		return nil, false
+	}
+	if !wxpay.ValidOutTradeNo(otn) {
+		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no such order", 0})
+		return nil, false
+	}
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := s.d.Actors.Request(c, &actors.Get{OutTradeNo: otn})
+	if err != nil {
+		s.failErr(ctx, err)
+		return nil, false
+	}
+	if !r.Exists || r.Order.OpenID != openid {
+		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no such order", 0})
+		return nil, false
+	}
+	return &r.Order, true
+}
+
+func (s *Server) getOrder(ctx *fasthttp.RequestCtx, otn string) {
+	if o, ok := s.ownOrder(ctx, otn); ok {
+		s.json(ctx, fasthttp.StatusOK, viewOf(o))
+	}
+}
+
+// payment returns fresh wx.requestPayment parameters for a PREPAID order.
+func (s *Server) payment(ctx *fasthttp.RequestCtx, otn string) {
+	o, ok := s.ownOrder(ctx, otn)
+	if !ok {
+		return
+	}
+	if o.State != store.StatePrepaid {
+		s.fail(ctx, answer{fasthttp.StatusConflict, codeConflict, "the order is " + string(o.State), 0})
+		return
+	}
+	s.respondOrder(ctx, fasthttp.StatusOK, o)
+}
+
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
