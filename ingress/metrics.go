@@ -62,8 +62,6 @@ func newMetrics(reg prometheus.Registerer, g prometheus.Gatherer, s *Server) (*m
 			func() float64 { return float64(am.CallsRejected.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "wxpayd_store_errors_total", Help: "Durable writes or reads that failed."},
 			func() float64 { return float64(am.StoreErrors.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wxpayd_outbox_backlog", Help: "Events committed but not yet confirmed by Kafka."},
-			func() float64 { return float64(s.d.Actors.Store().OutboxBacklog()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wxpayd_admission_inflight", Help: "Requests in flight per admission lane.", ConstLabels: prometheus.Labels{"lane": "prepay"}},
 			func() float64 { return float64(s.prepay.inUse()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wxpayd_admission_inflight", Help: "Requests in flight per admission lane.", ConstLabels: prometheus.Labels{"lane": "notify"}},

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Every setting is an environment variable and a flag of the same name in
+// lower case with dashes (WXPAYD_ORDER_TTL → -wxpayd-order-ttl); a flag
+// wins over the environment. docs/configuration.md lists them; a test keeps
+// the two in step.
+type setting struct {
+	env  string
+	def  string
+	help string
+}
+
+var settings = []setting{
+	{"WXPAY_APPID", "", "Mini Program AppID (required)"},
+	{"WXPAY_MCHID", "", "merchant id (required)"},
+	{"WXPAY_APP_SECRET_FILE", "", "file holding the Mini Program AppSecret, for jscode2session (required)"},
+	{"WXPAY_MERCHANT_KEY_FILE", "", "merchant API private key apiclient_key.pem, PKCS#8 (required)"},
+	{"WXPAY_MERCHANT_SERIAL", "", "serial of the merchant API certificate (required)"},
+	{"WXPAY_APIV3_KEY_FILE", "", "file holding the 32-byte APIv3 key (required)"},
+	{"WXPAY_APIV2_KEY_FILE", "", "file holding the APIv2 key; enables /wxpay/v2/* (optional)"},
+	{"WXPAY_PUBLIC_KEY_FILE", "", "WeChat Pay public key PEM (public-key mode; with WXPAY_PUBLIC_KEY_ID)"},
+	{"WXPAY_PUBLIC_KEY_ID", "", "id of the WeChat Pay public key, PUB_KEY_ID_..."},
+	{"WXPAY_PLATFORM_CERT_FILES", "", "comma-separated platform certificate PEM files (certificate mode)"},
+	{"WXPAY_CERT_REFRESH", "", "refresh platform certificates from /v3/certificates: an interval below 12h, or 'true' for 11h"},
+	{"WXPAY_API_BASE", "https://api.mch.weixin.qq.com", "WeChat Pay API base URL (point it at wxpaysim for development)"},
+	{"WXPAY_LOGIN_BASE", "https://api.weixin.qq.com", "jscode2session base URL"},
+	{"WXPAY_NOTIFY_URL", "", "notify_url sent with prepay and refunds, e.g. https://shop.example.com/wxpay/v3/notify (required)"},
+	{"WXPAYD_LISTEN", "127.0.0.1:8080", "HTTP listen address"},
+	{"WXPAYD_DATA_DIR", "", "durable state directory (required; fsync'd)"},
+	{"WXPAYD_ADMIN_TOKEN_FILE", "", "file holding the /admin bearer token, at least 16 bytes (required)"},
+	{"WXPAYD_SESSION_SECRET_FILE", "", "file holding the session signing secret, at least 32 bytes (required)"},
+	{"WXPAYD_ORDER_TTL", "15m", "unpaid order lifetime before it is closed and its stock released"},
+	{"WXPAYD_PREPAY_QPS", "600", "per-merchant prepay calls per second (WeChat's limit; -1 = unlimited)"},
+	{"WXPAYD_KAFKA_BROKERS", "", "comma-separated Kafka brokers; empty runs an embedded Kafka-protocol broker"},
+	{"WXPAYD_KAFKA_TOPIC", "wxpayd.order-events", "Kafka topic of order events"},
+	{"WXPAYD_CLICKHOUSE_ADDR", "", "ClickHouse native address; when set the sink runs in this process"},
+	{"WXPAYD_RSA_BACKEND", "auto", "RSA backend: auto (OpenSSL if libcrypto loads), go, openssl"},
+	{"WXPAYD_OPENSSL_LIB", "", "libcrypto to load (default libcrypto.so.3)"},
+	{"WXPAYD_SHARD", "01", "this node's shard: 2 characters of [0-9A-Z] at the start of every out_trade_no"},
+	{"WXPAYD_LOG_LEVEL", "info", "log level: debug, info, warn, error"},
+}
+
+func flagName(env string) string { return strings.ToLower(strings.ReplaceAll(env, "_", "-")) }
+
+// values resolves every setting from flags and the environment.
+type values map[string]string
+
+func load(args []string, getenv func(string) string) (values, error) {
+	fs := flag.NewFlagSet("wxpayd", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	ptrs := map[string]*string{}
+	for _, s := range settings {
+		ptrs[s.env] = fs.String(flagName(s.env), "", fmt.Sprintf("%s (env %s, default %q)", s.help, s.env, s.def))
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	v := values{}
+	for _, s := range settings {
+		switch {
+		case *ptrs[s.env] != "":
+			v[s.env] = *ptrs[s.env]
+		case getenv(s.env) != "":
+			v[s.env] = getenv(s.env)
+		default:
+			v[s.env] = s.def
+		}
+	}
+	return v, nil
+}
+
+func (v values) required(names ...string) error {
+	var missing []string
+	for _, n := range names {
+		if v[n] == "" {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("missing required setting(s): %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func (v values) duration(name string) (time.Duration, error) {
+	d, err := time.ParseDuration(v[name])
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s: %q is not a positive duration", name, v[name])
+	}
+	return d, nil
+}
+
+func (v values) integer(name string) (int, error) {
+	n, err := strconv.Atoi(v[name])
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is not an integer", name, v[name])
+	}
+	return n, nil
+}
+
+func (v values) list(name string) []string {
+	var out []string
+	for _, p := range strings.Split(v[name], ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// secret reads a secret file. Errors name the setting and the path, never
+// the content; one trailing newline is dropped (editors add one).
+func (v values) secret(name string, minLen int) ([]byte, error) {
+	path := v[name]
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if len(b) < minLen {
+		return nil, fmt.Errorf("%s: %s holds %d bytes, need at least %d", name, path, len(b), minLen)
+	}
+	return b, nil
+}
+
+var errUsage = errors.New("usage")
