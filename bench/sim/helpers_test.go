@@ -66,7 +66,8 @@ func startSim(t testing.TB, mod func(*Config)) *testSim {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Longer than a delivery's 5 s timeout: Close waits for deliveries in flight.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		if err := s.Close(ctx); err != nil {
 			t.Errorf("close: %v", err)
@@ -346,7 +347,7 @@ func newMerchant(t testing.TB, s *Server, status func(n int) int) *merchant {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Minute}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	m.url = "http://" + ln.Addr().String() + "/wxpay/v3/notify"

@@ -4,7 +4,9 @@ import (
 	"container/heap"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -120,8 +122,9 @@ func newNotifier(s *Server) *notifier {
 			ReadTimeout:         t,
 			WriteTimeout:        t,
 			MaxConnsPerHost:     2 * w,
-			MaxIdleConnDuration: 30 * time.Second,
+			MaxIdleConnDuration: 4 * time.Second, // below common server idle timeouts
 			MaxResponseBodySize: 64 << 10,
+			RetryIfErr:          retryStaleConn,
 		},
 	}
 }
@@ -416,6 +419,13 @@ func (n *notifier) record(d *delivery, att Attempt, ok, transportErr bool) {
 		return
 	}
 	n.release()
+}
+
+// retryStaleConn retries a delivery once when the merchant closed a pooled
+// keep-alive connection before answering anything (the request was not
+// processed): a fresh connection is not a new attempt.
+func retryStaleConn(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
+	return false, attempts == 1 && (errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF))
 }
 
 // newUUID returns a random RFC 4122 version-4 UUID, the form of WeChat's

@@ -167,14 +167,17 @@ func (s *Server) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	if err := s.Start(); err != nil {
 		return err
 	}
+	var serveErr error
 	select {
 	case <-ctx.Done():
-	case err := <-s.served:
-		s.served <- err
+	case serveErr = <-s.served: // the listener failed
+		if serveErr != nil {
+			serveErr = fmt.Errorf("sim: serve: %w", serveErr)
+		}
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	return s.Close(cctx)
+	return errors.Join(serveErr, s.Close(cctx))
 }
 
 // Close shuts down gracefully: it stops the listener and waits for open
