@@ -94,6 +94,7 @@ func BenchmarkPrepay(b *testing.B) {
 			var next atomic.Int64
 			var fails atomic.Int64
 			b.ReportAllocs()
+			b.SetParallelism(4)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				var ctx fasthttp.RequestCtx

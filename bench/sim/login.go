@@ -35,13 +35,12 @@ const (
 
 // WeChat's jscode2session error codes.
 const (
-	ErrcodeInvalidCredential = 40001 // unused; listed for completeness
-	ErrcodeInvalidAppID      = 40013
-	ErrcodeInvalidGrantType  = 40002
-	ErrcodeInvalidCode       = 40029
-	ErrcodeMissingCode       = 41008
-	ErrcodeInvalidSecret     = 40125
-	ErrcodeCodeUsed          = 40163
+	ErrcodeInvalidAppID     = 40013
+	ErrcodeInvalidGrantType = 40002
+	ErrcodeInvalidCode      = 40029
+	ErrcodeMissingCode      = 41008
+	ErrcodeInvalidSecret    = 40125
+	ErrcodeCodeUsed         = 40163
 )
 
 type codeEntry struct {
