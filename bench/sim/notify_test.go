@@ -280,3 +280,32 @@ func TestFaultInjection(t *testing.T) {
 		}
 	})
 }
+
+func TestMixedModeNotifications(t *testing.T) {
+	t.Parallel()
+	for _, share := range []float64{0.5, 1} {
+		t.Run(fmt.Sprintf("with public-key share %g the notifications are signed by the expected keys", share), func(t *testing.T) {
+			t.Parallel()
+			ts := startSim(t, func(c *Config) { c.SigningMode = ModeMixed; c.MixedPublicKeyShare = share })
+			id := ts.Identity()
+			m := newMerchant(t, ts.Server, nil)
+			for i := range 20 {
+				pid := ts.c.prepay(fmt.Sprintf("MIXED%05d", i), "o", m.url)
+				ts.c.pay(pid, "o")
+			}
+			seen := map[string]int{}
+			for _, a := range collect(t, ts, m, 20) {
+				if !a.valid {
+					t.Fatal(a.err)
+				}
+				seen[a.serial]++
+			}
+			if share == 1 && seen[id.PublicKeyID] != 20 {
+				t.Fatalf("share 1: %v", seen)
+			}
+			if share == 0.5 && (seen[id.PublicKeyID] == 0 || seen[id.PlatformSerial] == 0) {
+				t.Fatalf("share 0.5: %v", seen)
+			}
+		})
+	}
+}
