@@ -1,0 +1,7 @@
+package relay
+
+// Exported for tests.
+var (
+	OutTradeNo = outTradeNo
+	TimeMs     = timeMs
+)
