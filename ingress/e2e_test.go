@@ -132,13 +132,17 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	if s.sys, err = actors.New(actors.Config{AppID: id.AppID, MchID: id.MchID, NotifyURL: notifyURL, Now: s.clock.now, Idle: time.Second}, s.st, pay); err != nil {
 		t.Fatal(err)
 	}
+	v2key, err := wxpay.NewV2Key(id.APIv2Key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg := prometheus.NewRegistry()
 	if s.srv, err = New(Config{
 		AppID: id.AppID, MchID: id.MchID, NotifyURL: notifyURL, SessionSecret: bytes.Repeat([]byte("s"), 32),
 		AdminToken: []byte(s.admin), Now: s.clock.now, PrepayQPS: o.prepayQPS,
 	}, Deps{
 		Actors: s.sys, Signer: signer, Notify: wxpay.NewNotifyParser(verifier, aead), Prepayer: pay, Login: login,
-		Registry: reg, Gatherer: reg,
+		V2Key: v2key, Registry: reg, Gatherer: reg,
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -76,19 +76,11 @@ func (s *Server) notifyV3(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 		return
 	}
-	if err == nil {
-		switch r.Status {
-		case actors.StatusNotFound:
-			err = errUnknownOrder
-			otn := tx.OutTradeNo
-			if kind == "refund" {
-				otn = rn.OutTradeNo
-			}
-			s.recordRejection(otn, n.ID, "unknown order")
-		case actors.StatusMismatch:
-			err = errMismatch // the actor recorded notify.mismatch
-		}
+	otn := tx.OutTradeNo
+	if kind == "refund" {
+		otn = rn.OutTradeNo
 	}
+	err = s.notifyOutcome(r, err, otn, n.ID)
 	if err != nil {
 		s.notifyFail(ctx, kind, err)
 		return
