@@ -166,3 +166,42 @@ func (s *KeySet) Newest(now time.Time) (*VerifyKey, bool) {
 	}
 	return best, best != nil
 }
+
+// ReplaceCertificates makes certs the key set's platform certificates in one
+// atomic step: certificates WeChat no longer lists stop verifying, public
+// keys are kept, and certificates expired at now are skipped. It returns how
+// many certificates were installed.
+func (s *KeySet) ReplaceCertificates(certs []*x509.Certificate, now time.Time) (int, error) {
+	fresh := make([]*VerifyKey, 0, len(certs))
+	for _, c := range certs {
+		if now.After(c.NotAfter) {
+			continue
+		}
+		k, ok := c.PublicKey.(*rsa.PublicKey)
+		if !ok {
+			return 0, fmt.Errorf("%w: certificate key is not RSA", ErrBadKey)
+		}
+		pk, err := s.backend.NewPublicKey(k)
+		if err != nil {
+			return 0, err
+		}
+		fresh = append(fresh, &VerifyKey{Serial: CertificateSerial(c), Kind: KindCertificate, Key: pk, rsa: k,
+			NotBefore: c.NotBefore, NotAfter: c.NotAfter})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]*VerifyKey, len(fresh)+1)
+	for serial, k := range *s.keys.Load() {
+		if k.Kind == KindPublicKey {
+			m[serial] = k
+		}
+	}
+	for _, k := range fresh {
+		m[k.Serial] = k
+	}
+	if len(m) > MaxKeys {
+		return 0, fmt.Errorf("%w: key set full (%d keys)", ErrBadKey, MaxKeys)
+	}
+	s.keys.Store(&m)
+	return len(fresh), nil
+}

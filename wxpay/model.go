@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Trade states of a transaction (query answers and notifications).
@@ -357,7 +358,7 @@ func DecodeRefundNotice(doc []byte) (RefundNotice, error) {
 type RefundAmount struct {
 	Refund   int64  `json:"refund"`
 	Total    int64  `json:"total"`
-	Currency string `json:"currency"`
+	Currency string `json:"currency,omitempty"` // CNY when empty
 }
 
 // RefundRequest is the body of POST /v3/refund/domestic/refunds. Give
@@ -431,14 +432,28 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
-	s := fmt.Sprintf("wxpay: HTTP %d %s: %s", e.Status, e.Code, e.Message)
+	s := fmt.Sprintf("wxpay: HTTP %d %s: %s", e.Status, printable(e.Code, 64), printable(e.Message, 256))
 	if e.Detail != nil && e.Detail.Field != "" {
-		s += " (field " + e.Detail.Field + ")"
+		s += " (field " + printable(e.Detail.Field, 128) + ")"
 	}
 	if e.RequestID != "" {
 		s += " [request " + e.RequestID + "]"
 	}
 	return s
+}
+
+// printable bounds text that came from an answer (possibly unsigned) and
+// replaces control characters, so it cannot forge log lines.
+func printable(s string, max int) string {
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // APIErrorCode returns WeChat's error code if err is or wraps an *APIError.

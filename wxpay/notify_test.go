@@ -2,6 +2,7 @@ package wxpay
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"strconv"
@@ -325,5 +326,34 @@ func TestValidOutTradeNo(t *testing.T) {
 	}
 	if !ValidOutRefundNo("abc@1") || ValidOutRefundNo("") || ValidOutRefundNo(strings.Repeat("x", 65)) {
 		t.Error("out_refund_no rules")
+	}
+}
+
+func TestReplaceCertificatesDropsWithdrawnOnes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	n, err := f.keys.ReplaceCertificates([]*x509.Certificate{
+		katCertificate(t, "BB01", f.now.Add(-time.Hour), f.now.Add(time.Hour)),
+		katCertificate(t, "BB02", f.now.Add(-2*time.Hour), f.now.Add(-time.Hour)), // expired
+	}, f.now)
+	if err != nil || n != 1 {
+		t.Fatalf("installed %d, %v", n, err)
+	}
+	if _, ok := f.keys.Lookup(f.certSerial); ok {
+		t.Fatal("a certificate no longer listed still verifies")
+	}
+	if _, ok := f.keys.Lookup("BB02"); ok {
+		t.Fatal("an expired certificate was installed")
+	}
+	if _, ok := f.keys.Lookup(f.pubKeyID); !ok {
+		t.Fatal("the public key was dropped")
+	}
+}
+
+func TestAPIErrorTextIsBounded(t *testing.T) {
+	t.Parallel()
+	e := &APIError{Status: 400, Code: "X", Message: "line1\nFAKE LOG LINE" + strings.Repeat("a", 1000)}
+	if s := e.Error(); strings.Contains(s, "\n") || len(s) > 400 {
+		t.Fatalf("unbounded: %q", s)
 	}
 }

@@ -275,19 +275,12 @@ func (r *CertRefresher) download(ctx context.Context) error {
 		}
 		return err
 	}
-	now := r.c.t.now()
-	r.keys.Prune(now) // make room: a key set holds at most wxpay.MaxKeys
-	added := 0
-	for _, crt := range certs {
-		if now.After(crt.NotAfter) {
-			continue
-		}
-		if err := r.keys.AddCertificate(crt); err != nil {
-			return fmt.Errorf("wxpay client: certificates: %w", err)
-		}
-		added++
+	// Install exactly what WeChat lists now: a certificate it stopped
+	// listing (withdrawn) no longer verifies anything.
+	added, err := r.keys.ReplaceCertificates(certs, r.c.t.now())
+	if err != nil {
+		return fmt.Errorf("wxpay client: certificates: %w", err)
 	}
-	r.keys.Prune(now)
 	if added == 0 {
 		return fmt.Errorf("wxpay client: certificates: %w: every certificate has expired", ErrBadResponse)
 	}
