@@ -195,7 +195,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, r *kafka.Reader, out chan<- *b
 		}
 		bo.Reset()
 		if cur.b == nil {
-			cur.b = &batch{events: make([]event.Event, 0, min(c.cfg.BatchSize, 4096)), last: map[int]kafka.Message{}, first: time.Now()}
+			cur.b = &batch{events: make([]event.Event, 0, c.cfg.BatchSize), last: map[int]kafka.Message{}, first: time.Now()}
 			cur.ctx, cur.cancel = context.WithDeadline(ctx, cur.b.first.Add(c.cfg.FlushInterval))
 		}
 		c.add(cur.b, m)
@@ -326,7 +326,3 @@ func (c *Consumer) Close() error {
 	<-c.done
 	return nil
 }
-
-// Decode turns a message value into an event. It is the consumer's decoder;
-// see event.Decode for the rules.
-func Decode(b []byte) (event.Event, error) { return event.Decode(b) }
