@@ -55,6 +55,8 @@ type Consumer struct {
 	done    chan struct{}
 	started bool
 	closed  atomic.Bool
+
+	free chan []event.Event // batches' event slices, for reuse
 }
 
 // New checks cfg and returns a Consumer that writes to sink.
@@ -70,7 +72,8 @@ func New(cfg Config, sink Sink) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{cfg: cfg, sink: sink, log: cfg.Logger.With("component", "sink-consumer"), m: m, done: make(chan struct{})}, nil
+	return &Consumer{cfg: cfg, sink: sink, log: cfg.Logger.With("component", "sink-consumer"), m: m, done: make(chan struct{}),
+		free: make(chan []event.Event, 3)}, nil
 }
 
 // Run consumes until ctx ends or Close is called, then writes and commits
@@ -195,7 +198,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, r *kafka.Reader, out chan<- *b
 		}
 		bo.Reset()
 		if cur.b == nil {
-			cur.b = &batch{events: make([]event.Event, 0, c.cfg.BatchSize), last: map[int]kafka.Message{}, first: time.Now()}
+			cur.b = &batch{events: c.eventSlice(), last: map[int]kafka.Message{}, first: time.Now()}
 			cur.ctx, cur.cancel = context.WithDeadline(ctx, cur.b.first.Add(c.cfg.FlushInterval))
 		}
 		c.add(cur.b, m)
@@ -288,6 +291,7 @@ func (c *Consumer) writeBatch(ctx context.Context, r *kafka.Reader, dlq *kafka.W
 		bo.Reset()
 	}
 	c.m.batchSeconds.Observe(time.Since(start).Seconds())
+	c.recycle(b.events)
 	msgs := make([]kafka.Message, 0, len(b.last))
 	for _, m := range b.last {
 		msgs = append(msgs, m)
@@ -309,6 +313,26 @@ func (c *Consumer) writeBatch(ctx context.Context, r *kafka.Reader, dlq *kafka.W
 		if bo.Sleep(ctx) != nil {
 			return
 		}
+	}
+}
+
+// eventSlice returns an empty slice for a batch's events, reusing one a
+// stored batch gave back (no growing from small to BatchSize each time).
+func (c *Consumer) eventSlice() []event.Event {
+	select {
+	case s := <-c.free:
+		return s
+	default:
+		return make([]event.Event, 0, min(c.cfg.BatchSize, 8192))
+	}
+}
+
+// recycle gives a stored batch's slice back, cleared so it pins no strings.
+func (c *Consumer) recycle(s []event.Event) {
+	clear(s)
+	select {
+	case c.free <- s[:0]:
+	default:
 	}
 }
 
