@@ -57,7 +57,8 @@ type Server struct {
 	started   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
-	served    chan error
+	serveDone chan struct{} // closed when the fasthttp Serve loop returns
+	serveErr  error         // its error; read after serveDone
 }
 
 // New validates cfg, loads (or takes) the identity and prepares the keys.
@@ -76,7 +77,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	b := cfg.backend()
-	s := &Server{cfg: cfg, id: id, clock: cfg.clock(), log: cfg.logger(), served: make(chan error, 1)}
+	s := &Server{cfg: cfg, id: id, clock: cfg.clock(), log: cfg.logger(), serveDone: make(chan struct{})}
 	var err error
 	mpub, _ := id.MerchantCert.PublicKey.(*rsa.PublicKey) // ParseCertificatePEM checked it is RSA
 	if s.merchantPub, err = b.NewPublicKey(mpub); err != nil {
@@ -144,7 +145,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.notifier.start()
-	go func() { s.served <- s.srv.Serve(ln) }()
+	go func() { // tracked by serveDone; Close waits for it
+		s.serveErr = s.srv.Serve(ln)
+		close(s.serveDone)
+	}()
 	s.log.Info("wxpaysim serving", "addr", ln.Addr().String(), "mchid", s.id.MchID, "appid", s.id.AppID,
 		"signing_mode", s.cfg.signingMode(), "backend", s.cfg.backend().Name())
 	return nil
@@ -170,9 +174,9 @@ func (s *Server) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
-	case serveErr = <-s.served: // the listener failed
-		if serveErr != nil {
-			serveErr = fmt.Errorf("sim: serve: %w", serveErr)
+	case <-s.serveDone: // the listener failed
+		if s.serveErr != nil {
+			serveErr = fmt.Errorf("sim: serve: %w", s.serveErr)
 		}
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -191,6 +195,14 @@ func (s *Server) Close(ctx context.Context) error {
 		if s.started.Load() {
 			if err := s.srv.ShutdownWithContext(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("sim: http shutdown: %w", err))
+			}
+			// Shutdown closes only listeners Serve has registered: close ours
+			// too, in case Close raced with the Serve goroutine's start.
+			s.ln.Close()
+			select {
+			case <-s.serveDone:
+			case <-ctx.Done():
+				errs = append(errs, fmt.Errorf("sim: serve loop still running: %w", ctx.Err()))
 			}
 		}
 		// 2. Stop the scheduler and wait for deliveries in flight.
