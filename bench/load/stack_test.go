@@ -1,0 +1,329 @@
+package load_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wxpayd/wxpayd/bench/load"
+)
+
+// The end-to-end test: the real wxpayd and wxpaysim binaries, built from
+// this tree, on free loopback ports, with a fresh identity. Kafka and
+// ClickHouse are the real services when KAFKA_ADDR / CLICKHOUSE_ADDR are set
+// (make test sets them and WXPAYD_INTEGRATION=1, which makes their absence
+// a failure); otherwise wxpayd runs its embedded broker and the ClickHouse
+// check is skipped.
+
+func TestFlashSaleThroughTheRealBinariesPassesTheAudit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds and runs the whole stack")
+	}
+	kafka, ch := services(t)
+	st := startStack(t, kafka, ch, nil)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out := filepath.Join(t.TempDir(), "report")
+	res, err := load.Run(ctx, load.Config{
+		Targets: []string{st.target}, Sim: st.sim, AdminTokenFile: st.adminFile, ClickHouse: ch,
+		Scenario: load.ScenarioFlashSale, Buyers: 300, Stock: 50, PayShare: 0.8, Connections: 64,
+		Seed: 42, MaxTime: 2 * time.Minute, AuditTimeout: 60 * time.Second, Out: out,
+		WatchPIDs: map[string]int{"wxpayd": st.wxpayd.pid(), "wxpaysim": st.wxpaysim.pid()},
+	})
+	if res != nil {
+		t.Logf("summary:\n%s", load.Markdown(res))
+	}
+	if err != nil {
+		st.dumpLogs(t)
+		t.Fatalf("Run: %v", err)
+	}
+	o := res.Outcome
+	if o.Buyers != 300 || o.LoggedIn != 300 {
+		t.Errorf("buyers %d, logged in %d; want 300, 300", o.Buyers, o.LoggedIn)
+	}
+	if o.Orders != 50 || o.SoldOut != 250 {
+		t.Errorf("orders %d, sold out %d; want exactly the 50 units sold and 250 refusals", o.Orders, o.SoldOut)
+	}
+	if o.Paid != o.Payers || o.SeenPaid != o.Paid || o.Paid == 0 || o.Paid == 50 {
+		t.Errorf("payers %d, paid %d, saw PAID %d: want every payer paid and saw PAID, some but not all of 50", o.Payers, o.Paid, o.SeenPaid)
+	}
+	for _, name := range []string{"login", "prepay", "pay", "poll", "paid", "checkout"} {
+		s := res.Step(name)
+		if s == nil || s.Count == 0 || s.Errors != 0 {
+			t.Errorf("step %s: %+v; want samples and no errors", name, s)
+		}
+	}
+	if n := res.Audit.Numbers; n["wxpaysim_paid"] != int64(o.Paid) || n["wxpayd_paid_orders"] != int64(o.Paid) || n["wxpayd_units_sold"] != int64(o.Paid) {
+		t.Errorf("audit numbers %v; want every count = %d", n, o.Paid)
+	}
+	if ch != "" && res.Audit.Numbers["clickhouse_paid_orders"] != int64(o.Paid) {
+		t.Errorf("ClickHouse has %d paid orders; want %d", res.Audit.Numbers["clickhouse_paid_orders"], o.Paid)
+	}
+	if res.CPU.Generator <= 0 || res.CPU.Machine <= 0 || len(res.CPU.Processes) != 2 {
+		t.Errorf("CPU %+v: want the generator, the machine and both watched processes measured", res.CPU)
+	}
+	html, err := os.ReadFile(filepath.Join(out, load.FileHTML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "no oversell", "audit passed", "Latency distribution"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	for _, forbidden := range []string{"<script src", "http://cdn", "https://"} {
+		if strings.Contains(string(html), forbidden) {
+			t.Errorf("report.html is not self-contained: it has %q", forbidden)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, load.FileJSON)); err != nil {
+		t.Error(err)
+	}
+
+	// The same stack has no fault injection: a notify-storm must fail its
+	// audit (it would prove nothing), while every other check still passes.
+	res, err = load.Run(ctx, load.Config{
+		Targets: []string{st.target}, Sim: st.sim, AdminTokenFile: st.adminFile,
+		Scenario: load.ScenarioNotifyStorm, Buyers: 20, Rate: 200, PayShare: -1, Seed: 7, MaxTime: time.Minute,
+	})
+	if !errors.Is(err, load.ErrAuditFailed) {
+		t.Fatalf("notify-storm without faults: err %v; want ErrAuditFailed", err)
+	}
+	for _, c := range res.Audit.Checks {
+		if c.Passed != (c.Name != "faults injected") {
+			t.Errorf("check %q passed=%v (%s)", c.Name, c.Passed, c.Detail)
+		}
+	}
+}
+
+// services returns the real Kafka and ClickHouse addresses, or "" for the
+// embedded broker and no ClickHouse; with WXPAYD_INTEGRATION=1 both must
+// be set.
+func services(t *testing.T) (kafka, ch string) {
+	t.Helper()
+	kafka, ch = os.Getenv("KAFKA_ADDR"), os.Getenv("CLICKHOUSE_ADDR")
+	if os.Getenv("WXPAYD_INTEGRATION") == "1" && (kafka == "" || ch == "") {
+		t.Fatalf("WXPAYD_INTEGRATION=1 but KAFKA_ADDR=%q CLICKHOUSE_ADDR=%q: start them with "+
+			"`bash deploy/local/services.sh up` and `eval \"$(bash deploy/local/services.sh env)\"`", kafka, ch)
+	}
+	return kafka, ch
+}
+
+// stack is wxpaysim and wxpayd running as child processes of the test.
+type stack struct {
+	dir                string
+	target, sim        string
+	adminFile          string
+	wxpayd, wxpaysim   *proc
+	wxpaydLog, simLog  string
+	wxpaydEnv, simArgs []string
+}
+
+// proc is a child process; exited closes when it has been reaped.
+type proc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds cmd/wxpayd and cmd/wxpaysim once per test binary.
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "wxpaybench-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binDir = dir
+		cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/wxpayd", "./cmd/wxpaysim")
+		cmd.Dir = repoRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || len(strings.TrimSpace(string(out))) == 0 {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startStack starts wxpaysim (with extra serve flags) and wxpayd, and
+// stops both when the test ends: SIGTERM, then SIGKILL after 20 s.
+func startStack(t *testing.T, kafka, ch string, simFlags []string) *stack {
+	t.Helper()
+	bin := binaries(t)
+	dir := t.TempDir()
+	simAddr, addr := freePort(t), freePort(t)
+	s := &stack{dir: dir, target: "http://" + addr, sim: "http://" + simAddr,
+		wxpaydLog: filepath.Join(dir, "wxpayd.log"), simLog: filepath.Join(dir, "wxpaysim.log")}
+	keys := filepath.Join(dir, "keys")
+	if out, err := exec.Command(filepath.Join(bin, "wxpaysim"), "keygen", "--dir", keys, "--sim-addr", simAddr,
+		"--notify-url", "http://"+addr+"/wxpay/v3/notify").CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	s.adminFile = filepath.Join(dir, "admin_token")
+	session := filepath.Join(dir, "session_secret")
+	if err := os.WriteFile(s.adminFile, []byte("bench-admin-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(session, []byte("bench-session-secret-0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s.simArgs = append([]string{"serve", "--keys-dir", keys, "--listen", simAddr, "--notify-speedup", "60", "--log-level", "warn"}, simFlags...)
+	s.wxpaysim = s.start(t, filepath.Join(bin, "wxpaysim"), s.simArgs, nil, s.simLog)
+	s.waitHTTP(t, s.sim+"/sim/v1/health", s.wxpaysim, s.simLog)
+
+	env := readEnvFile(t, filepath.Join(keys, "wxpay.env"))
+	env = append(env, "WXPAYD_LISTEN="+addr, "WXPAYD_DATA_DIR="+filepath.Join(dir, "data"),
+		"WXPAYD_ADMIN_TOKEN_FILE="+s.adminFile, "WXPAYD_SESSION_SECRET_FILE="+session,
+		"WXPAYD_LOG_LEVEL=warn", "WXPAYD_KAFKA_BROKERS="+kafka, "WXPAYD_CLICKHOUSE_ADDR="+ch)
+	s.wxpaydEnv = env
+	s.wxpayd = s.start(t, filepath.Join(bin, "wxpayd"), nil, env, s.wxpaydLog)
+	s.waitHTTP(t, s.target+"/readyz", s.wxpayd, s.wxpaydLog)
+	return s
+}
+
+func (s *stack) start(t *testing.T, path string, args, env []string, logPath string) *proc {
+	t.Helper()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start %s: %v", path, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			t.Logf("%s did not stop within 20 s of SIGTERM: SIGKILL", filepath.Base(path))
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return &proc{cmd, exited}
+}
+
+// cleanEnv is the test's environment without wxpayd's and wxpaysim's own
+// settings, so a developer's shell cannot leak into the stack.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "WXPAY_") || strings.HasPrefix(kv, "WXPAYD_") || strings.HasPrefix(kv, "WXPAYSIM_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func (s *stack) waitHTTP(t *testing.T, url string, p *proc, logPath string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	c := &http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		if resp, err := c.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case <-p.exited:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("%s exited before answering %s; log:\n%s", filepath.Base(p.cmd.Path), url, tail(string(b), 40))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	b, _ := os.ReadFile(logPath)
+	t.Fatalf("%s did not answer within 60 s; log:\n%s", url, tail(string(b), 40))
+}
+
+func (s *stack) dumpLogs(t *testing.T) {
+	for _, p := range []string{s.simLog, s.wxpaydLog} {
+		b, _ := os.ReadFile(p)
+		t.Logf("%s:\n%s", filepath.Base(p), tail(string(b), 40))
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func readEnvFile(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' || !strings.Contains(line, "=") {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}
