@@ -58,7 +58,8 @@
 //     ORDER_CLOSED; same out_trade_no with other parameters: 403
 //     OUT_TRADE_NO_USED (reported by SDK users). An identical retry returns
 //     the current prepay_id, renewed when the old one is past its 2 hours.
-//   - An unpaid order past time_expire reads as CLOSED.
+//   - An unpaid order past time_expire reads as CLOSED. A time_expire with
+//     fractional seconds is 400 PARAM_ERROR.
 //   - Authorization with an unknown mchid: 401 SIGN_ERROR. Body or query
 //     mchid different from the Authorization's: 400 PARAM_ERROR on /mchid.
 //   - Refund business rules (unpaid order, amount.total not the order's,

@@ -246,8 +246,11 @@ func (s *Server) validatePrepay(b *prepayBody, mchID string, now time.Time) (tim
 	}
 	expire := now.Add(DefaultOrderTTL)
 	if b.TimeExpire != "" {
+		// WeChat's format is yyyy-MM-DDTHH:mm:ss+TIMEZONE: fractional seconds
+		// (which Go's time.Time marshals when present) are refused
+		// (UNCONFIRMED: WeChat's exact check is not documented).
 		t, err := time.Parse(time.RFC3339, b.TimeExpire)
-		if err != nil {
+		if err != nil || strings.Contains(b.TimeExpire, ".") {
 			return time.Time{}, paramError("/time_expire", b.TimeExpire, "须为RFC3339格式，如2018-06-08T10:34:56+08:00")
 		}
 		// Clamped to [now+1m, now+90d] as WeChat does.

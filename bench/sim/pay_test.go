@@ -140,6 +140,7 @@ func TestPrepayValidation(t *testing.T) {
 		{"a missing mchid", func(b m) { delete(b, "mchid") }, "/mchid", 400, wxpay.CodeParamError},
 		{"an attach of 129 bytes", func(b m) { b["attach"] = strings.Repeat("a", 129) }, "/attach", 400, wxpay.CodeParamError},
 		{"a time_expire that is not RFC 3339", func(b m) { b["time_expire"] = "2026-05-20 13:29:35" }, "/time_expire", 400, wxpay.CodeParamError},
+		{"a time_expire with fractional seconds", func(b m) { b["time_expire"] = "2026-05-20T15:29:35.5+08:00" }, "/time_expire", 400, wxpay.CodeParamError},
 		{"scene_info without payer_client_ip", func(b m) { b["scene_info"] = m{"device_id": "x"} }, "/scene_info/payer_client_ip", 400, wxpay.CodeParamError},
 		{"a body mchid other than the Authorization's", func(b m) { b["mchid"] = "1900000999" }, "/mchid", 400, wxpay.CodeParamError},
 		{"another appid", func(b m) { b["appid"] = "wx0000000000000000" }, "", 400, wxpay.CodeAppIDMchIDMismatch},
