@@ -2,9 +2,12 @@ package sink_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,4 +151,71 @@ func BenchmarkConsumerToMemory(b *testing.B) {
 	_ = c.Close()
 	<-done
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+}
+
+// BenchmarkPipelineLag drives the whole path at the store's peak: 64
+// goroutines commit events into a real (fsync'd) store as fast as it takes
+// them for WXPAYD_BENCH_SECONDS (default 20), while the relay publishes to
+// Kafka and the sink writes ClickHouse. wxpayd's notification path is bound
+// by the same store commits, so this rate is an upper bound on its event
+// rate. Reports the rate and the lag from ts (event recorded) to
+// ingested_at (row written), whose resolution is one second.
+//
+//	go test -run '^$' -bench PipelineLag -benchtime 1x ./sink/
+func BenchmarkPipelineLag(b *testing.B) {
+	secs := 20
+	if n, err := strconv.Atoi(os.Getenv("WXPAYD_BENCH_SECONDS")); err == nil && n > 0 {
+		secs = n
+	}
+	e := newEnv(b)
+	p := e.startRelay(false)
+	e.runSink(e.config())
+	deadline := time.Now().Add(time.Duration(secs) * time.Second)
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				otn := fmt.Sprintf("L%02d%09d", w, i)
+				ev := event.Event{EventID: event.ID(otn, 3), Type: event.OrderPaid, OutTradeNo: otn, Seq: 3,
+					TimeMs: time.Now().UnixMilli(), State: "PAID", SKU: "sku-1", Quantity: 1, Amount: 100, TransactionID: "42" + otn}
+				wr := p.st.NewWrite()
+				wr.AddEvent(&ev)
+				if err := wr.Commit(); err != nil {
+					b.Error(err)
+					return
+				}
+				total.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	n := total.Load()
+	conn, err := clickhouse.Dial(clickhouse.Config{Addr: e.chAddr}, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	itest.Eventually(b, 5*time.Minute, 100*time.Millisecond, "all events in ClickHouse", func() (bool, string) {
+		var rows uint64
+		if err := conn.QueryRow(context.Background(), "SELECT uniqExact(event_id) FROM "+e.database+".events").Scan(&rows); err != nil {
+			return false, err.Error()
+		}
+		return rows >= uint64(n), strconv.FormatUint(rows, 10)
+	})
+	b.StopTimer()
+	var maxLag, p99 float64
+	if err := conn.QueryRow(context.Background(), "SELECT toFloat64(max(ingested_at - ts)), toFloat64(quantileExact(0.99)(ingested_at - ts)) FROM "+
+		e.database+".events").Scan(&maxLag, &p99); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(maxLag, "max-lag-s")
+	b.ReportMetric(p99, "p99-lag-s")
+	b.Logf("%d events committed in %v; lag ts→ClickHouse max %.0fs p99 %.0fs (1 s resolution)", n, elapsed, maxLag, p99)
 }
