@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -77,8 +78,9 @@ type orderAnswer struct {
 	} `json:"payment"`
 }
 
-// prepay is POST /api/v1/orders, retried after Retry-After when answered
-// 429 or 503, like a buyer tapping "buy" again. The first attempt is
+// prepay is POST /api/v1/orders, retried after Retry-After (plus up to half
+// of it again, as people do not retry in lockstep) when answered 429 or
+// 503, like a buyer tapping "buy" again. The first attempt is
 // measured from start (the arrival's intended time).
 func (r *runner) prepay(ctx context.Context, b *buyer, start time.Time) bool {
 	body := []byte(`{"sku":"` + b.sku + `","quantity":1}`)
@@ -120,6 +122,9 @@ func (r *runner) prepay(ctx context.Context, b *buyer, start time.Time) bool {
 			if wait <= 0 {
 				wait = time.Second
 			}
+			// People do not retry in lockstep: spread the retries over half
+			// a Retry-After more.
+			wait += time.Duration(rand.Int64N(int64(wait/2) + 1))
 			if !sleep(ctx, wait) {
 				return false
 			}
@@ -164,7 +169,9 @@ func (r *runner) pay(ctx context.Context, b *buyer) bool {
 }
 
 // awaitPaid polls the order until it reads PAID, as the Mini Program does
-// after wx.requestPayment succeeds, for at most PaidTimeout.
+// after wx.requestPayment succeeds, for at most PaidTimeout. The wait
+// between polls doubles from PollInterval up to 4x it, which is also the
+// resolution of the paid step.
 func (r *runner) awaitPaid(ctx context.Context, b *buyer, arrival time.Time) {
 	paidAt := time.Now()
 	giveUp := paidAt.Add(r.cfg.PaidTimeout)
@@ -207,7 +214,7 @@ func (r *runner) awaitPaid(ctx context.Context, b *buyer, arrival time.Time) {
 			r.rec.observe(stepPaid, paidAt, end, classError, "not PAID within "+r.cfg.PaidTimeout.String()+" ("+last+")")
 			return
 		}
-		wait = min(wait*2, 16*r.cfg.PollInterval)
+		wait = min(wait*2, 4*r.cfg.PollInterval)
 	}
 }
 

@@ -40,11 +40,11 @@ var stepColors = map[string]string{
 }
 
 const (
-	chW, chH                   = 860, 300
-	padL, padR, padT, padB     = 64, 16, 34, 40
-	plotW, plotH               = chW - padL - padR, chH - padT - padB
-	minLogValue          = 0.001
-	maxPointsWithMarkers = 400
+	chW, chH               = 860, 300
+	padL, padR, padT, padB = 64, 16, 34, 40
+	plotW, plotH           = chW - padL - padR, chH - padT - padB
+	minLogValue            = 0.001
+	maxPointsWithMarkers   = 400
 )
 
 // svg renders the chart.

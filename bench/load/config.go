@@ -99,7 +99,7 @@ type Config struct {
 	// PaidTimeout is how long a buyer polls its order for PAID after paying
 	// (default 30 s).
 	PaidTimeout time.Duration
-	// PollInterval is the first wait between polls; it doubles up to 16x
+	// PollInterval is the first wait between polls; it doubles up to 4x
 	// (default 20 ms).
 	PollInterval time.Duration
 	// AuditTimeout bounds the drain and the wait for ClickHouse to catch up

@@ -138,7 +138,7 @@ func cpuLine(r *Result) string {
 	s := fmt.Sprintf("CPU during the window (%.1f s, %d cores): generator %.1f s (%.2f cores, %.0f%% of the %.1f CPU-s the machine spent)",
 		c.WindowSeconds, c.Cores, c.Generator, c.GeneratorCores, c.GeneratorShare*100, c.Machine)
 	if c.Wxpayd >= 0 {
-		s += fmt.Sprintf(", wxpayd %.1f s", c.Wxpayd)
+		s += fmt.Sprintf(", wxpayd (its /metrics) %.1f s", c.Wxpayd)
 	}
 	for _, p := range c.Processes {
 		s += fmt.Sprintf(", %s %.1f s (%.0f%%)", p.Name, p.Seconds, p.Share*100)

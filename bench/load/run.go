@@ -455,7 +455,7 @@ func (r *runner) methodNotes() []string {
 		n = append(n, fmt.Sprintf("Mixed: %.0f new buyers/s for %v on a regular SKU (log in, prepay, pay), and at %v a flash sale of %d pre-logged-in buyers (%s) for %d units.", cfg.Rate, cfg.Duration, cfg.Duration/3, cfg.Buyers, cfg.Arrival, cfg.Stock))
 	}
 	n = append(n,
-		fmt.Sprintf("Buyers who hold an order pay with probability %.2f (seed %d). Paying is wxpaysim's POST /sim/v1/pay with the openid derived locally from the login code and the prepay's appId (no extra request). The buyer then polls its order every %v, doubling to %v, until PAID.", cfg.PayShare, cfg.Seed, cfg.PollInterval, 16*cfg.PollInterval),
+		fmt.Sprintf("Buyers who hold an order pay with probability %.2f (seed %d). Paying is wxpaysim's POST /sim/v1/pay with the openid derived locally from the login code and the prepay's appId (no extra request). The buyer then polls its order every %v, doubling to %v, until PAID.", cfg.PayShare, cfg.Seed, cfg.PollInterval, 4*cfg.PollInterval),
 		"Notifications are signed, encrypted and delivered by wxpaysim itself (with its fault flags for a notify-storm); the generator signs nothing, so no signing work falls in the timed window.",
 		fmt.Sprintf("Prepay answers 429/503 are retried up to %d times after Retry-After, each attempt a sample; 409 SOLD_OUT and LIMIT_EXCEEDED are expected refusals, not errors.", cfg.Retries),
 		"Latency histograms are HDR (1 µs – 5 min, 3 significant digits); percentiles are exact to 0.1%.",

@@ -92,6 +92,35 @@ func TestFlashSaleThroughTheRealBinariesPassesTheAudit(t *testing.T) {
 		t.Error(err)
 	}
 
+	// Steady and mixed on the same stack: open-loop arrivals that log in
+	// inside the window, and a ramped flash sale on top.
+	for _, sc := range []load.Config{
+		{Scenario: load.ScenarioSteady, Rate: 40, Duration: 2 * time.Second, PayShare: 0.5},
+		{Scenario: load.ScenarioMixed, Rate: 30, Duration: 3 * time.Second, Buyers: 100, Stock: 10, PayShare: 0.5,
+			Arrival: load.ArrivalRamp, Ramp: 500 * time.Millisecond},
+	} {
+		sc.Targets, sc.Sim, sc.AdminTokenFile, sc.ClickHouse = []string{st.target}, st.sim, st.adminFile, ch
+		sc.Seed, sc.MaxTime, sc.Connections = 3, time.Minute, 32
+		res, err := load.Run(ctx, sc)
+		if err != nil {
+			if res != nil {
+				t.Logf("summary:\n%s", load.Markdown(res))
+			}
+			t.Fatalf("%s: %v", sc.Scenario, err)
+		}
+		t.Logf("%s: phases %+v", sc.Scenario, res.Phases)
+		want := 80 // steady: every arrival gets a unit
+		if sc.Scenario == load.ScenarioMixed {
+			want = 90 + 10
+		}
+		if o := res.Outcome; o.Orders != want || o.Paid == 0 || o.SeenPaid != o.Paid {
+			t.Errorf("%s: outcome %+v; want %d orders and every payer seeing PAID", sc.Scenario, o, want)
+		}
+		if s := res.Step("login"); s == nil || s.Count < 80 {
+			t.Errorf("%s: login step %+v; want the arrivals' logins inside the window", sc.Scenario, s)
+		}
+	}
+
 	// The same stack has no fault injection: a notify-storm must fail its
 	// audit (it would prove nothing), while every other check still passes.
 	res, err = load.Run(ctx, load.Config{

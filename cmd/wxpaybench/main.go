@@ -87,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Timeout, "timeout", load.DefaultTimeout, "bound on one request, waiting for a connection included")
 	fs.IntVar(&c.Retries, "retries", load.DefaultRetries, "retries of a prepay answered 429/503, after Retry-After (-1: none)")
 	fs.DurationVar(&c.PaidTimeout, "paid-timeout", load.DefaultPaidTimeout, "how long a buyer polls for PAID after paying")
-	fs.DurationVar(&c.PollInterval, "poll-interval", load.DefaultPollInterval, "first wait between polls (doubles up to 16x)")
+	fs.DurationVar(&c.PollInterval, "poll-interval", load.DefaultPollInterval, "first wait between polls (doubles up to 4x)")
 	fs.DurationVar(&c.AuditTimeout, "audit-timeout", load.DefaultAuditTimeout, "bound on the notification drain and on ClickHouse catching up")
 	fs.BoolVar(&c.AwaitTTL, "await-ttl", false, "wait until unpaid orders pass their TTL and check they were closed (use a short WXPAYD_ORDER_TTL)")
 	fs.DurationVar(&c.TTLGrace, "ttl-grace", load.DefaultTTLGrace, "how late past its TTL an unpaid order may still be open")
