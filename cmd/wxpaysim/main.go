@@ -75,7 +75,7 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.SimAddr, "sim-addr", sim.DefaultListen, "host:port wxpayd reaches the simulator at")
 	fs.StringVar(&o.NotifyURL, "notify-url", sim.DefaultNotifyURL, "wxpayd's notification URL, written to wxpay.env")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	if *dir == "" || fs.NArg() != 0 {
 		fmt.Fprintln(stderr, "wxpaysim keygen: --dir is required and no arguments are taken")
@@ -117,8 +117,12 @@ func serve(args []string, stderr io.Writer) int {
 	libPath := fs.String("openssl-lib", "", "libcrypto path for the openssl backend (default: libcrypto.so.3)")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "graceful shutdown limit")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: wxpaysim serve --keys-dir DIR [flags]; every flag may also be set as WXPAYSIM_<FLAG> (e.g. WXPAYSIM_NOTIFY_SPEEDUP)")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(stderr, "wxpaysim serve: unexpected arguments %q\n", fs.Args())
@@ -168,6 +172,14 @@ func serve(args []string, stderr io.Writer) int {
 		return exitRuntime
 	}
 	return exitOK
+}
+
+// parseExit maps a flag parsing error to an exit code: -h is not an error.
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
 }
 
 // applyEnv sets every flag not given on the command line from
