@@ -13,6 +13,12 @@ load_txt=$tmp/peers-load.txt
 speed_txt=$tmp/peers-openssl-speed.txt
 cmd="go test -run '^\$' -bench . -count 6 -benchtime 1s ./..."
 
+# The code measured: HEAD, and whether wxpay/ or bench/peers differ from it.
+rev="commit $(git rev-parse --short HEAD)"
+if [ -n "$(git status --porcelain -- ../../wxpay . 2>/dev/null | grep -v -e "^?? .*testdata/" -e "RESULTS.md" || true)" ]; then
+	rev="$rev with uncommitted changes in wxpay/ or bench/peers/"
+fi
+
 : >"$load_txt"
 (
 	# Bounded: at most one hour of samples.
@@ -33,6 +39,6 @@ fi
 $speed_cmd >"$speed_txt" 2>&1
 kill "$sampler" 2>/dev/null || true
 
-go run ./cmd/benchtable -cmd "$cmd" -openssl-speed "$speed_txt" -openssl-cmd "$speed_cmd" \
+go run ./cmd/benchtable -cmd "$cmd" -rev "$rev" -openssl-speed "$speed_txt" -openssl-cmd "$speed_cmd" \
 	-load "$load_txt" <"$bench_txt" >"$out"
 echo "wrote $out"

@@ -33,6 +33,7 @@ type options struct {
 	cpuinfoFile string
 	goVersion   string
 	title       string
+	rev         string
 }
 
 func main() {
@@ -51,6 +52,7 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs.StringVar(&o.loadFile, "load", "", "file of /proc/loadavg samples taken during the run")
 	fs.StringVar(&o.cpuinfoFile, "cpuinfo", "/proc/cpuinfo", "where to read the CPU model and count")
 	fs.StringVar(&o.goVersion, "go", runtime.Version(), "Go version to report")
+	fs.StringVar(&o.rev, "rev", "", "the commit benchmarked, printed if given")
 	fs.StringVar(&o.title, "title", "Side by side with wechatpay-go and gopay (bench/peers)", "section title")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -151,6 +153,9 @@ func render(rep *report, o options, model string, cpus int, load loadSummary, sp
 		w(", %s/%s", rep.goos, rep.goarch)
 	}
 	w(", Go %s.\n", strings.TrimPrefix(o.goVersion, "go"))
+	if o.rev != "" {
+		w("- Code: %s.\n", o.rev)
+	}
 	if load.n > 0 {
 		w("- Load during the run (1-minute load average, %d samples): min %.2f, median %.2f, max %.2f "+
 			"on %d CPUs. The machine is shared with other work; the benchmark itself accounts for about 1.\n",
