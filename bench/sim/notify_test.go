@@ -309,3 +309,41 @@ func TestMixedModeNotifications(t *testing.T) {
 		})
 	}
 }
+
+// TestAudit is a small load test's end-state audit: with every fault on,
+// each payment is acknowledged once, every tampered and stale copy is
+// rejected by a merchant that verifies, and nothing stays pending.
+func TestAudit(t *testing.T) {
+	t.Parallel()
+	const n = 60
+	ts := startSim(t, func(c *Config) {
+		c.Clock = SystemClock
+		c.NotifySpeedup = 1000
+		c.DupRate, c.TamperRate, c.StaleRate = 0.5, 0.5, 0.5
+		c.Seed = 7
+	})
+	m := newMerchant(t, ts.Server, nil)
+	for i := range n {
+		pid := ts.c.prepay(fmt.Sprintf("AUDIT%05d", i), "o", m.url)
+		if st, _ := ts.c.pay(pid, "o"); st != 201 {
+			t.Fatalf("pay %d: %d", i, st)
+		}
+	}
+	var st Stats
+	eventually(t, "every notification and copy to be answered", func() bool {
+		st = ts.Stats()
+		done := uint64(0)
+		for _, f := range st.Faults {
+			if f.Sent != f.Accepted+f.Rejected+f.Failed {
+				return false
+			}
+			done += f.Sent
+		}
+		return st.Notifications.Acknowledged == n && st.Notifications.Pending == 0 && done > 0
+	})
+	f := st.Faults
+	if f["tampered"].Accepted != 0 || f["stale"].Accepted != 0 || f["tampered"].Rejected == 0 || f["stale"].Rejected == 0 ||
+		f["duplicate"].Accepted != f["duplicate"].Sent || st.Notifications.Created != n || st.Paid != n || st.Orders != n {
+		t.Fatalf("audit: %+v", st)
+	}
+}
