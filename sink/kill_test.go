@@ -17,7 +17,7 @@ import (
 func TestSinkKilledMidBatchStillExactlyN(t *testing.T) {
 	e := newEnv(t)
 	bin := buildSink(t)
-	const n = 300000
+	const n = 200000
 	evs, enc := events("K", n)
 	e.produce(enc)
 
@@ -26,7 +26,7 @@ func TestSinkKilledMidBatchStillExactlyN(t *testing.T) {
 		cmd.Env = append(os.Environ(),
 			"WXPAYD_KAFKA_BROKERS="+e.brokers[0], "WXPAYD_KAFKA_TOPIC="+e.topic, "WXPAYD_SINK_GROUP="+e.group,
 			"WXPAYD_CLICKHOUSE_ADDR="+e.chAddr, "WXPAYD_CLICKHOUSE_DATABASE="+e.database,
-			"WXPAYD_SINK_BATCH_SIZE=20000", "WXPAYD_SINK_FLUSH_INTERVAL=200ms")
+			"WXPAYD_SINK_BATCH_SIZE=10000", "WXPAYD_SINK_FLUSH_INTERVAL=200ms")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
