@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxpayd/wxpayd/actors/event"
@@ -209,5 +210,14 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := consumer.New(consumer.Config{Brokers: []string{"x:1"}}, nil); !errors.Is(err, consumer.ErrConfig) {
 		t.Fatalf("nil sink: %v", err)
+	}
+}
+
+func TestTwoConsumersShareARegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	for range 2 {
+		if _, err := consumer.New(consumer.Config{Brokers: []string{"x:1"}, Registerer: reg}, &memory.Sink{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -27,13 +27,35 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.written, m.committed, m.deadLetters, m.writeErrors, m.commitErrors, m.dlqErrors, m.batchSeconds, m.lag} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
+	// A second consumer on the same registry (a restart in one process)
+	// shares the first one's collectors.
+	var err error
+	for _, c := range []*prometheus.Counter{&m.written, &m.committed, &m.deadLetters, &m.writeErrors, &m.commitErrors, &m.dlqErrors} {
+		if *c, err = register(reg, *c); err != nil {
+			return nil, err
 		}
 	}
+	if m.batchSeconds, err = register(reg, m.batchSeconds); err != nil {
+		return nil, err
+	}
+	if m.lag, err = register(reg, m.lag); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// register registers c, or returns the collector already registered in its
+// place.
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(T); ok {
+			return existing, nil
+		}
+	}
+	return c, err
 }
