@@ -26,6 +26,7 @@ type manager struct {
 	sys      *System
 	children map[string]*child
 	byID     map[string]string // child PID id → key
+	peak     int               // most children since the maps were last rebuilt
 }
 
 type child struct {
@@ -78,6 +79,7 @@ func (m *manager) Receive(ctx actor.Context) {
 		c.lastMs = time.Now().UnixMilli()
 		ctx.Forward(c.pid)
 	case *sweep:
+		m.shrink()
 		idle := m.sys.cfg.Idle.Milliseconds()
 		for _, c := range m.children {
 			if !c.stopping && msg.nowMs-c.lastMs >= idle {
@@ -101,6 +103,9 @@ func (m *manager) Receive(ctx actor.Context) {
 		delete(m.children, key)
 		m.sys.metrics.LiveOrders.Add(-1)
 		m.sys.metrics.Passivated.Add(1)
+		if len(m.children) == 0 {
+			m.shrink() // the last one left: drop the tables' buckets now
+		}
 		if c != nil && len(c.buf) > 0 {
 			nc := m.spawn(ctx, key)
 			for _, b := range c.buf {
@@ -121,6 +126,27 @@ func (m *manager) Receive(ctx actor.Context) {
 	}
 }
 
+// shrink rebuilds the maps once they hold a quarter of their peak: Go maps
+// keep their buckets after deletes, so without this a burst of 100k orders
+// would keep its routing tables after every actor passivated.
+func (m *manager) shrink() {
+	if n := len(m.children); n > m.peak {
+		m.peak = n
+	}
+	if m.peak < 1024 || len(m.children) > m.peak/4 {
+		return
+	}
+	children := make(map[string]*child, len(m.children))
+	for k, c := range m.children {
+		children[k] = c
+	}
+	byID := make(map[string]string, len(m.byID))
+	for k, v := range m.byID {
+		byID[k] = v
+	}
+	m.children, m.byID, m.peak = children, byID, len(children)
+}
+
 func (m *manager) spawn(ctx actor.Context, key string) *child {
 	self := ctx.Self()
 	props := actor.PropsFromProducer(func() actor.Actor { return newOrderActor(m.sys, key, self) })
@@ -129,6 +155,9 @@ func (m *manager) spawn(ctx actor.Context, key string) *child {
 	c := &child{pid: pid, lastMs: time.Now().UnixMilli()}
 	m.children[key] = c
 	m.byID[pid.Id] = key
+	if len(m.children) > m.peak {
+		m.peak = len(m.children)
+	}
 	m.sys.metrics.LiveOrders.Add(1)
 	return c
 }

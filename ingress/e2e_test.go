@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -74,7 +75,8 @@ type stackOpts struct {
 func newStack(t testing.TB, o stackOpts) *stack {
 	t.Helper()
 	id := identity(t)
-	scfg := sim.Config{Identity: id, Listen: "127.0.0.1:0", NotifySpeedup: 1000, RateLimit: sim.RateLimitOff}
+	scfg := sim.Config{Identity: id, Listen: "127.0.0.1:0", NotifySpeedup: 1000, RateLimit: sim.RateLimitOff,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if o.simCfg != nil {
 		o.simCfg(&scfg)
 	}
