@@ -164,4 +164,5 @@ func BenchmarkNotifyAck(b *testing.B) {
 func skuOf(id string, stock int64) storeSKU {
 	return storeSKU{SKU: id, Description: "bench", Price: 1999, Stock: stock}
 }
+
 type storeSKU = store.SKU
