@@ -20,7 +20,7 @@
 #   FLASH_BUYERS=20000 FLASH_STOCK=1000 FLASH_PAY_SHARE=0.8 FLASH_ARRIVAL=burst FLASH_RETRIES=10
 #   FLASH_ORDER_TTL=1m       wxpayd's WXPAYD_ORDER_TTL for the flash sale; the audit waits for it (--await-ttl)
 #   STORM_BUYERS=3000 STORM_RATE=300 STORM_DUP=0.5 STORM_TAMPER=0.2 STORM_STALE=0.2
-#   CONNECTIONS=256 NOTIFY_SPEEDUP=60 MAX_TIME=8m
+#   CONNECTIONS=1024 NOTIFY_SPEEDUP=60 MAX_TIME=8m  (connections per pool: see wxpaybench --help)
 #   WXPAYD_PORT=18480 WXPAYSIM_PORT=18490  first ports tried (the next free one is used)
 # shellcheck disable=SC2016,SC2317 # backquotes in printf formats are Markdown; cleanup runs from trap
 set -euo pipefail
@@ -133,7 +133,7 @@ bench() {
 	local name=$1
 	shift
 	local args=(--target "$target" --sim "$sim_url" --admin-token-file "$admin_file" --clickhouse "$CLICKHOUSE_ADDR"
-		--out "$out/$name" --max-time "${MAX_TIME:-8m}" --connections "${CONNECTIONS:-256}" "$@")
+		--out "$out/$name" --max-time "${MAX_TIME:-8m}" --connections "${CONNECTIONS:-1024}" "$@")
 	log "$name: wxpaybench ${args[*]}"
 	local rc=0
 	"$bin/wxpaybench" "${args[@]}" --watch-pid "wxpayd=$wxpayd_pid" --watch-pid "wxpaysim=$sim_pid" \
@@ -143,7 +143,7 @@ bench() {
 	{
 		# The command as an operator would type it against a stack on the default ports.
 		printf '\nStack: %s.\n\nCommand:\n\n```sh\nwxpaybench --target http://127.0.0.1:8080 --sim http://127.0.0.1:9090 --admin-token-file ADMIN_TOKEN_FILE --clickhouse %s --out bench/out/%s --max-time %s --connections %s %s\n```\n\n' \
-			"$stack_desc" "$CLICKHOUSE_ADDR" "$name" "${MAX_TIME:-8m}" "${CONNECTIONS:-256}" "$*"
+			"$stack_desc" "$CLICKHOUSE_ADDR" "$name" "${MAX_TIME:-8m}" "${CONNECTIONS:-1024}" "$*"
 		if [ -f "$out/$name/summary.md" ]; then cat "$out/$name/summary.md"; else printf 'No summary: wxpaybench exited %s before writing it.\n' "$rc"; fi
 		printf '\nFull report: `bench/out/%s/report.html` (not committed; rerun `make bench` to get it).\n' "$name"
 	} >>"$work/load.md"

@@ -339,7 +339,7 @@ func (r *runner) orderStates(ctx context.Context) map[string]orderState {
 func (r *runner) readOrder(ctx context.Context, b *buyer) orderState {
 	var st orderState
 	for attempt := 0; attempt < 3; attempt++ {
-		rep, err := b.ep.do("GET", "/api/v1/orders/"+b.otn, b.token, nil, r.deadline(ctx))
+		rep, err := b.st.do("GET", "/api/v1/orders/"+b.otn, b.token, nil, r.deadline(ctx))
 		switch {
 		case err != nil:
 			st.err = transportCode(err)

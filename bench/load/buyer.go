@@ -15,8 +15,9 @@ import (
 // until the window ends; the audit reads it after.
 type buyer struct {
 	id    int
-	code  string // wx.login code, used once
-	ep    *endpoint
+	code  string    // wx.login code, used once
+	ep    *endpoint // its node's pool for login and prepay
+	st    *endpoint // its node's pool for reading its order
 	sku   string
 	payer bool // will pay when it holds an order
 
@@ -36,7 +37,7 @@ type buyer struct {
 func (r *runner) newBuyer(i int, prefix, sku string, payer bool) *buyer {
 	return &buyer{
 		id: i, code: "code-" + r.cfg.RunID + prefix + strconv.Itoa(i) + ".1",
-		ep: r.targets[i%len(r.targets)], sku: sku, payer: payer,
+		ep: r.shops[i%len(r.shops)], st: r.targets[i%len(r.targets)], sku: sku, payer: payer,
 	}
 }
 
@@ -184,7 +185,7 @@ func (r *runner) awaitPaid(ctx context.Context, b *buyer, arrival time.Time) {
 			return
 		}
 		start := time.Now()
-		rep, err := b.ep.do("GET", path, b.token, nil, r.deadline(ctx))
+		rep, err := b.st.do("GET", path, b.token, nil, r.deadline(ctx))
 		end := time.Now()
 		switch {
 		case err != nil:

@@ -17,6 +17,7 @@ type series struct {
 	dashed bool
 	pts    [][2]float64
 	labels []string // per point, for tooltips; nil: the x value
+	legend string   // legend text (default name); dashed series have none
 }
 
 type tick struct {
@@ -41,7 +42,7 @@ var stepColors = map[string]string{
 
 const (
 	chW, chH               = 860, 300
-	padL, padR, padT, padB = 64, 16, 34, 40
+	padL, padR, padT, padB = 64, 16, 48, 40
 	plotW, plotH           = chW - padL - padR, chH - padT - padB
 	minLogValue            = 0.001
 	maxPointsWithMarkers   = 400
@@ -126,7 +127,7 @@ func (c *chart) svg() template.HTML {
 	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" class="axis"/>`, padL, padL+plotW, padT+plotH, padT+plotH)
 	fmt.Fprintf(&b, `<text x="%d" y="%d" class="muted small" text-anchor="middle">%s</text>`, padL+plotW/2, chH-4, template.HTMLEscapeString(c.xLabel))
 	fmt.Fprintf(&b, `<text transform="translate(14 %d) rotate(-90)" class="muted small" text-anchor="middle">%s</text>`, padT+plotH/2, template.HTMLEscapeString(c.yLabel))
-	lx := padL + 260
+	lx := padL
 	for _, s := range c.series {
 		if len(s.pts) == 0 {
 			continue
@@ -155,8 +156,12 @@ func (c *chart) svg() template.HTML {
 			}
 		}
 		if !s.dashed {
-			fmt.Fprintf(&b, `<rect x="%d" y="10" width="10" height="10" fill="%s"/><text x="%d" y="19" class="small">%s</text>`, lx, s.color, lx+14, template.HTMLEscapeString(s.name))
-			lx += 14 + 7*len(s.name) + 14
+			name := s.legend
+			if name == "" {
+				name = s.name
+			}
+			fmt.Fprintf(&b, `<rect x="%d" y="26" width="10" height="10" fill="%s"/><text x="%d" y="35" class="small">%s</text>`, lx, s.color, lx+14, template.HTMLEscapeString(name))
+			lx += 14 + 7*len(name) + 14
 		}
 	}
 	b.WriteString(`</svg>`)
@@ -226,7 +231,7 @@ func charts(r *Result) []template.HTML {
 			}
 		}
 		tp.series = append(tp.series, series{name: s.Name, color: col, pts: pts})
-		lat.series = append(lat.series, series{name: s.Name + " p99", color: col, pts: p99}, series{name: s.Name + " p50", color: col, dashed: true, pts: p50})
+		lat.series = append(lat.series, series{name: s.Name + " p99", legend: s.Name, color: col, pts: p99}, series{name: s.Name + " p50", color: col, dashed: true, pts: p50})
 		var d [][2]float64
 		var labels []string
 		for _, q := range s.Distribution {

@@ -80,8 +80,10 @@ type Config struct {
 	Rate float64
 	// Duration is how long steady and mixed arrive (default 20 s).
 	Duration time.Duration
-	// Connections bounds the connections to each target and to wxpaysim
-	// (default DefaultConnections).
+	// Connections bounds each connection pool (default DefaultConnections).
+	// Every node has two pools, one for logins and prepays and one for polls
+	// and the audit's reads, so a poll never queues behind prepays in the
+	// generator; wxpaysim has one.
 	Connections int
 	// Arrival is ArrivalBurst, ArrivalRamp or ArrivalRate (default: burst for
 	// flash-sale, rate for notify-storm).

@@ -118,9 +118,9 @@ func scenarioLine(r *Result) string {
 	c := r.Config
 	switch r.Scenario {
 	case ScenarioSteady:
-		return fmt.Sprintf("%.0f new buyers/s for %s, pay share %.2f, %d connections", c.Rate, c.Duration, c.PayShare, c.Connections)
+		return fmt.Sprintf("%.0f new buyers/s for %s, pay share %.2f, %d connections per pool", c.Rate, c.Duration, c.PayShare, c.Connections)
 	case ScenarioMixed:
-		return fmt.Sprintf("%.0f buyers/s for %s plus a %s flash sale of %d buyers for %d units, pay share %.2f, %d connections",
+		return fmt.Sprintf("%.0f buyers/s for %s plus a %s flash sale of %d buyers for %d units, pay share %.2f, %d connections per pool",
 			c.Rate, c.Duration, c.Arrival, c.Buyers, c.Stock, c.PayShare, c.Connections)
 	}
 	arr := c.Arrival
@@ -130,7 +130,7 @@ func scenarioLine(r *Result) string {
 	case ArrivalRate:
 		arr = fmt.Sprintf("%.0f/s", c.Rate)
 	}
-	return fmt.Sprintf("%d buyers for %d units (%s), pay share %.2f, %d connections", c.Buyers, c.Stock, arr, c.PayShare, c.Connections)
+	return fmt.Sprintf("%d buyers for %d units (%s), pay share %.2f, %d connections per pool", c.Buyers, c.Stock, arr, c.PayShare, c.Connections)
 }
 
 func cpuLine(r *Result) string {

@@ -23,7 +23,8 @@ var ErrStack = errors.New("load: stack not usable")
 // runner is one run's state.
 type runner struct {
 	cfg     Config
-	targets []*endpoint
+	targets []*endpoint // per node: polls, the audit's reads, /metrics, /admin
+	shops   []*endpoint // per node: logins and prepays
 	sim     *endpoint
 	admin   string
 	rec     *recorder
@@ -68,11 +69,16 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	r := &runner{cfg: cfg, admin: admin, start: time.Now(), lag: &lagStat{}, sem: make(chan struct{}, cfg.MaxInFlight)}
 	r.rec = newRecorder(r.start)
 	for _, t := range cfg.Targets {
-		ep, err := newEndpoint(t, cfg.Connections, cfg.Timeout)
+		// Two pools per node, so a buyer's poll never waits behind other
+		// buyers' prepays in the generator (each phone has its own
+		// connection).
+		shop, err := newEndpoint(t, cfg.Connections, cfg.Timeout)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
-		r.targets = append(r.targets, ep)
+		status, _ := newEndpoint(t, cfg.Connections, cfg.Timeout)
+		r.shops = append(r.shops, shop)
+		r.targets = append(r.targets, status)
 	}
 	if r.sim, err = newEndpoint(cfg.Sim, cfg.Connections, cfg.Timeout); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
@@ -88,16 +94,17 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 
 	// Prepare: the catalogue and, for flash buyers, wx.login — what happens
-	// before a sale opens.
+	// before a sale opens. The time series start here.
+	progress := r.progress(ctx)
 	endPrep := r.phase("prepare")
 	if err := r.prepare(ctx); err != nil {
+		progress()
 		return nil, fmt.Errorf("%w: %w", ErrStack, err)
 	}
 	endPrep()
 
 	// The timed window.
 	cpu0 := readCPU(r.targets, cfg.WatchPIDs)
-	progress := r.progress(ctx)
 	endWin := r.phase("window")
 	r.window(ctx)
 	endWin()
@@ -443,7 +450,7 @@ func (r *runner) methodNotes() []string {
 	case ScenarioFlashSale, ScenarioNotifyStorm:
 		switch cfg.Arrival {
 		case ArrivalBurst:
-			n = append(n, fmt.Sprintf("Arrival: burst. All %d buyers tap \"buy\" the instant the sale opens. Their first prepay is measured from that instant, so time spent waiting for one of the %d connections per node counts as latency (it is where a real shopper would wait too).", cfg.Buyers, cfg.Connections))
+			n = append(n, fmt.Sprintf("Arrival: burst. All %d buyers tap \"buy\" the instant the sale opens. Their first prepay is measured from that instant, so time spent waiting for one of the %d login/prepay connections per node counts as latency (it is where a shopper behind a saturated front end would wait too; raise --connections to move that queue into wxpayd).", cfg.Buyers, cfg.Connections))
 		case ArrivalRamp:
 			n = append(n, fmt.Sprintf("Arrival: ramp. %d buyers spread evenly over %v; each first prepay is measured from its intended arrival time (open loop, no coordinated omission).", cfg.Buyers, cfg.Ramp))
 		case ArrivalRate:

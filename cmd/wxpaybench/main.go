@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.PayShare, "pay-share", -1, "share of buyers holding an order who pay, 0..1 (default 0.8; notify-storm 1)")
 	fs.Float64Var(&c.Rate, "rate", 0, "arrivals per second for steady, mixed, notify-storm and --arrival rate (default 100; notify-storm 200)")
 	fs.DurationVar(&c.Duration, "duration", 0, "how long steady and mixed arrive (default 20s)")
-	fs.IntVar(&c.Connections, "connections", load.DefaultConnections, "connections per wxpayd node and to wxpaysim")
+	fs.IntVar(&c.Connections, "connections", load.DefaultConnections, "connections per pool: each wxpayd node has one for logins and prepays and one for polls; wxpaysim one")
 	fs.StringVar(&c.Arrival, "arrival", "", "flash buyers arrive as a burst, a ramp (over --ramp) or at --rate (default burst; notify-storm rate)")
 	fs.DurationVar(&c.Ramp, "ramp", 0, "spread of --arrival ramp (default 5s)")
 	fs.DurationVar(&c.MaxTime, "max-time", load.DefaultMaxTime, "hard bound on the whole run, audit included")
@@ -99,6 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(pids, "watch-pid", "NAME=PID of a local process whose CPU time the report shows (repeatable)")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow non-loopback targets")
 	quiet := fs.Bool("quiet", false, "no live progress")
+	cpuProfile := fs.String("cpu-profile", "", "write the generator's CPU profile to this file (to check it is not the bottleneck)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -121,6 +123,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := c.Validate(); err != nil {
 		fmt.Fprintln(stderr, "wxpaybench:", err)
 		return exitUsage
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "wxpaybench: --cpu-profile:", err)
+			return exitUsage
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "wxpaybench: --cpu-profile:", err)
+			return exitUsage
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
