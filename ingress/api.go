@@ -212,7 +212,6 @@ func (s *Server) createOrder(ctx *fasthttp.RequestCtx) {
 	done := &actors.PrepayDone{OutTradeNo: otn, PrepayID: resp.PrepayID, Micros: took.Microseconds()}
 	if perr != nil {
 		code, definitive := refusal(perr)
-		s.metrics.wechatCall("prepay", took, code)
 		if !definitive {
 			// Unknown outcome (timeout, 5xx, unsigned answer): the order
 			// stays CREATED and its timer closes it at WeChat, which
@@ -221,8 +220,6 @@ func (s *Server) createOrder(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		done.Code = code
-	} else {
-		s.metrics.wechatCall("prepay", took, "")
 	}
 	r, err = sys.Request(rctx, done)
 	if err != nil {

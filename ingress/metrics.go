@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/wxpayd/wxpayd/wxpay"
 )
 
 // metrics are the server's Prometheus series. Names are a contract with
@@ -97,11 +99,21 @@ func (m *metrics) observe(route string, status int, d time.Duration) {
 
 func (m *metrics) serve(ctx *fasthttp.RequestCtx) { m.handler(ctx) }
 
-// wechatCall records one WeChat call.
-func (m *metrics) wechatCall(op string, d time.Duration, code string) {
+// ObserveWeChat records one WeChat API call (every call the client makes:
+// prepay from the ingress, query/close/refund from the order timers). Give
+// it to client.WithObserver. Safe for concurrent use.
+func (s *Server) ObserveWeChat(op string, status int, d time.Duration, err error) {
+	m := s.metrics
 	outcome := "ok"
-	if code != "" {
+	if err != nil {
 		outcome = "error"
+		code, ok := wxpay.APIErrorCode(err)
+		if !ok {
+			code = "HTTP_" + strconv.Itoa(status)
+			if status == 0 {
+				code = "TRANSPORT"
+			}
+		}
 		m.wechatErrors.WithLabelValues(op, code).Inc()
 	}
 	m.wechat.WithLabelValues(op, outcome).Observe(d.Seconds())

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -221,8 +222,15 @@ func build(v values, log *slog.Logger) (*app, error) {
 	a := &app{log: log, listen: v["WXPAYD_LISTEN"], registry: prometheus.NewRegistry()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	// WeChat clients.
-	if a.pay, err = client.New(client.Config{BaseURL: v["WXPAY_API_BASE"]}, signer, verifier); err != nil {
+	// WeChat clients. Their calls are observed by the server's metrics,
+	// which exist only once the server is built below.
+	var observe atomic.Pointer[client.Observer]
+	obs := client.WithObserver(func(op string, status int, d time.Duration, err error) {
+		if f := observe.Load(); f != nil {
+			(*f)(op, status, d, err)
+		}
+	})
+	if a.pay, err = client.New(client.Config{BaseURL: v["WXPAY_API_BASE"]}, signer, verifier, obs); err != nil {
 		return nil, cfgErr("WXPAY_API_BASE: %w", err)
 	}
 	if refreshEvery > 0 {
@@ -264,6 +272,8 @@ func build(v values, log *slog.Logger) (*app, error) {
 		_ = a.store.Close()
 		return nil, configError{err}
 	}
+	f := client.Observer(a.srv.ObserveWeChat)
+	observe.Store(&f)
 	return a, nil
 }
 
