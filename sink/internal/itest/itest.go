@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -21,6 +23,7 @@ func need(t testing.TB, name string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v != "" {
+		lock(t, syscall.LOCK_SH)
 		return v
 	}
 	if os.Getenv("WXPAYD_INTEGRATION") == "1" {
@@ -28,6 +31,57 @@ func need(t testing.TB, name string) string {
 	}
 	t.Skipf("%s is not set: %s (with WXPAYD_INTEGRATION=1 this fails instead)", name, howTo)
 	return ""
+}
+
+// The outage tests stop the shared services. go test runs packages in
+// parallel processes, so every integration test of the sink holds a shared
+// lock on one file while it runs, and an outage test holds it exclusively:
+// no sink test sees a service vanish under it. (Tests in one package run one
+// after another, so a process holds at most one kind at a time.)
+var (
+	lockMu    sync.Mutex
+	exclusive bool // this process holds the exclusive lock for the running test
+)
+
+func lock(t testing.TB, how int) {
+	t.Helper()
+	lockMu.Lock()
+	defer lockMu.Unlock()
+	if exclusive {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "wxpayd-sink-services.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatalf("services lock: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		_ = f.Close()
+		t.Fatalf("services lock: %v", err)
+	}
+	if how == syscall.LOCK_EX {
+		exclusive = true
+	}
+	t.Cleanup(func() {
+		lockMu.Lock()
+		defer lockMu.Unlock()
+		if how == syscall.LOCK_EX {
+			exclusive = false
+		}
+		_ = f.Close() // releases the lock
+	})
+}
+
+// Outage marks a test that stops shared services: it waits until no other
+// sink integration test runs and keeps new ones waiting until it ends. Call
+// it first, before Kafka or ClickHouse. It skips like them when the
+// services are not configured.
+func Outage(t testing.TB) {
+	t.Helper()
+	if os.Getenv("KAFKA_ADDR") == "" || os.Getenv("CLICKHOUSE_ADDR") == "" {
+		need(t, "KAFKA_ADDR")
+		need(t, "CLICKHOUSE_ADDR")
+	}
+	lock(t, syscall.LOCK_EX)
 }
 
 // Kafka returns KAFKA_ADDR, or skips (fails with WXPAYD_INTEGRATION=1).
