@@ -44,9 +44,33 @@ type SKUView struct {
 // rebuilds its counts from the durable reservations when it starts.
 // Safe for concurrent use.
 type Inventory struct {
-	sys  *System
-	mu   sync.Mutex
-	skus map[string]*skuHandle
+	sys    *System
+	mu     sync.Mutex
+	skus   map[string]*skuHandle
+	remote atomic.Pointer[remoteHolder]
+}
+
+// StockRemote takes the stock messages of SKUs that another node owns
+// (cluster mode). Release and Commit must not block: the implementation
+// delivers them to the owner, retrying until acknowledged.
+type StockRemote interface {
+	Owns(sku string) bool
+	Release(sku, otn string)
+	Commit(sku, otn, openid string, qty int64)
+}
+
+type remoteHolder struct{ r StockRemote }
+
+// SetStockRemote routes the release and commit of SKUs this node does not
+// own to r. Call it before serving traffic; without it every SKU is local.
+func (inv *Inventory) SetStockRemote(r StockRemote) { inv.remote.Store(&remoteHolder{r}) }
+
+// remoteFor returns the router for sku when another node owns it.
+func (inv *Inventory) remoteFor(sku string) StockRemote {
+	if h := inv.remote.Load(); h != nil && !h.r.Owns(sku) {
+		return h.r
+	}
+	return nil
 }
 
 type skuHandle struct {
@@ -63,7 +87,14 @@ type (
 	reserveMsg struct {
 		otn, openid string
 		qty         int64
+		durable     bool // write the hold now (the order lives on another node)
 	}
+	settleMsg struct {
+		otn, openid string
+		qty         int64
+		sold        bool
+	}
+	heldMsg    struct{ beforeMs int64 }
 	releaseMsg struct{ otn string }
 	commitMsg  struct {
 		otn, openid string
@@ -154,17 +185,87 @@ func (inv *Inventory) Reserve(ctx context.Context, sku, otn, openid string, qty 
 	return *res.(*ReserveResult), nil
 }
 
+// ReserveDurable is Reserve for an order that lives on another node
+// (cluster mode): the hold is written to this node's store before the
+// answer, since the order's own write lands elsewhere. Settle ends it.
+func (inv *Inventory) ReserveDurable(ctx context.Context, sku, otn, openid string, qty int64, fast bool) (ReserveResult, error) {
+	h, err := inv.handle(sku, false)
+	if errors.Is(err, ErrUnknownSKU) {
+		return ReserveResult{Status: UnknownSKU}, nil
+	}
+	if err != nil {
+		return ReserveResult{}, err
+	}
+	if fast && h.left.Load() < qty {
+		return ReserveResult{Status: SoldOut}, nil
+	}
+	res, err := inv.request(ctx, h, &reserveMsg{otn: otn, openid: openid, qty: qty, durable: true})
+	if err != nil {
+		return ReserveResult{}, err
+	}
+	return *res.(*ReserveResult), nil
+}
+
+// Settle durably releases (sold false) or commits (sold true) the hold of
+// an order on another node. It is idempotent; a nil error is the
+// acknowledgement the sender retries for.
+func (inv *Inventory) Settle(ctx context.Context, sku, otn, openid string, qty int64, sold bool) error {
+	h, err := inv.handle(sku, false)
+	if err != nil {
+		return err
+	}
+	_, err = inv.request(ctx, h, &settleMsg{otn: otn, openid: openid, qty: qty, sold: sold})
+	return err
+}
+
+// Held is a durable hold of an order on another node, not yet settled.
+type Held struct {
+	SKU, OutTradeNo, OpenID string
+	Quantity                int64
+	HeldMs                  int64
+}
+
+// HeldBefore lists the unsettled holds of orders on other nodes made before
+// t, over every SKU in this node's catalogue (for reconciliation).
+func (inv *Inventory) HeldBefore(ctx context.Context, t time.Time) ([]Held, error) {
+	var skus []string
+	if err := inv.sys.store.SKUs(func(k store.SKU) error { skus = append(skus, k.SKU); return nil }); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	var out []Held
+	for _, sku := range skus {
+		h, err := inv.handle(sku, false)
+		if err != nil {
+			return out, err
+		}
+		res, err := inv.request(ctx, h, &heldMsg{beforeMs: t.UnixMilli()})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, *res.(*[]Held)...)
+	}
+	return out, nil
+}
+
 // Release gives back an order's reservation that never became an order
 // (prepay refused before the order was written, or budget exhausted).
 func (inv *Inventory) Release(sku, otn string) { inv.release(sku, otn) }
 
 func (inv *Inventory) release(sku, otn string) {
+	if r := inv.remoteFor(sku); r != nil {
+		r.Release(sku, otn)
+		return
+	}
 	if h, err := inv.handle(sku, false); err == nil {
 		inv.sys.as.Root.Send(h.pid, &releaseMsg{otn: otn})
 	}
 }
 
 func (inv *Inventory) commit(sku, otn, openid string, qty int64) {
+	if r := inv.remoteFor(sku); r != nil {
+		r.Commit(sku, otn, openid, qty)
+		return
+	}
 	if h, err := inv.handle(sku, false); err == nil {
 		inv.sys.as.Root.Send(h.pid, &commitMsg{otn: otn, openid: openid, qty: qty})
 	}
@@ -263,14 +364,19 @@ func (a *skuActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *reserveMsg:
 		ctx.Respond(a.reserve(m))
+	case *settleMsg:
+		ctx.Respond(a.settle(m))
+	case *heldMsg:
+		var out []Held
+		for otn, r := range a.resv {
+			if r.HeldMs > 0 && !r.Sold && r.HeldMs < m.beforeMs {
+				out = append(out, Held{SKU: a.cat.SKU, OutTradeNo: otn, OpenID: r.OpenID, Quantity: r.Quantity, HeldMs: r.HeldMs})
+			}
+		}
+		ctx.Respond(&out)
 	case *releaseMsg:
 		if r, ok := a.resv[m.otn]; ok && !r.Sold {
-			delete(a.resv, m.otn)
-			a.reserved -= r.Quantity
-			a.buyers[r.OpenID] -= r.Quantity
-			if a.buyers[r.OpenID] <= 0 {
-				delete(a.buyers, r.OpenID)
-			}
+			a.drop(m.otn, r)
 			a.publish()
 		}
 	case *commitMsg:
@@ -304,7 +410,7 @@ func (a *skuActor) Receive(ctx actor.Context) {
 	}
 }
 
-func (a *skuActor) reserve(m *reserveMsg) *ReserveResult {
+func (a *skuActor) reserve(m *reserveMsg) any {
 	if !a.known {
 		return &ReserveResult{Status: UnknownSKU}
 	}
@@ -317,7 +423,62 @@ func (a *skuActor) reserve(m *reserveMsg) *ReserveResult {
 	if a.cat.PerBuyerLimit > 0 && a.buyers[m.openid]+m.qty > a.cat.PerBuyerLimit {
 		return &ReserveResult{Status: LimitExceeded, SKU: a.cat}
 	}
-	a.add(m.otn, store.Reservation{OpenID: m.openid, Quantity: m.qty})
+	r := store.Reservation{OpenID: m.openid, Quantity: m.qty}
+	if m.durable {
+		r.HeldMs = a.sys.cfg.Now().UnixMilli()
+		w := a.sys.store.NewWrite()
+		w.PutReservation(a.cat.SKU, m.otn, r)
+		if err := w.Commit(); err != nil {
+			a.sys.metrics.StoreErrors.Add(1)
+			return fmt.Errorf("%w: hold %s: %w", ErrStore, m.otn, err)
+		}
+	}
+	a.add(m.otn, r)
 	a.publish()
 	return &ReserveResult{Status: Reserved, Fresh: true, SKU: a.cat}
+}
+
+// settle applies a remote order's release or commit durably, then in
+// memory. Repeats are no-ops.
+func (a *skuActor) settle(m *settleMsg) any {
+	r, ok := a.resv[m.otn]
+	switch {
+	case !m.sold && !ok, !m.sold && r.Sold, m.sold && ok && r.Sold:
+		return &ReserveResult{Status: Reserved}
+	}
+	w := a.sys.store.NewWrite()
+	if m.sold {
+		if !ok {
+			r = store.Reservation{OpenID: m.openid, Quantity: m.qty}
+		}
+		r.Sold = true
+		w.PutReservation(a.cat.SKU, m.otn, r)
+	} else {
+		w.DeleteReservation(a.cat.SKU, m.otn)
+	}
+	if err := w.Commit(); err != nil {
+		a.sys.metrics.StoreErrors.Add(1)
+		return fmt.Errorf("%w: settle %s: %w", ErrStore, m.otn, err)
+	}
+	switch {
+	case !m.sold:
+		a.drop(m.otn, r)
+	case ok:
+		a.reserved -= r.Quantity
+		a.sold += r.Quantity
+		a.resv[m.otn] = r
+	default:
+		a.add(m.otn, r)
+	}
+	a.publish()
+	return &ReserveResult{Status: Reserved}
+}
+
+func (a *skuActor) drop(otn string, r store.Reservation) {
+	delete(a.resv, otn)
+	a.reserved -= r.Quantity
+	a.buyers[r.OpenID] -= r.Quantity
+	if a.buyers[r.OpenID] <= 0 {
+		delete(a.buyers, r.OpenID)
+	}
 }

@@ -31,6 +31,10 @@ var (
 	ErrStore = errors.New("actors: store failed")
 	// ErrUnknownSKU: no catalogue entry for the SKU.
 	ErrUnknownSKU = errors.New("actors: unknown sku")
+	// ErrUnavailable: the node owning the order's shard or the SKU is not
+	// reachable (cluster mode). Nothing is known to have changed; answer
+	// 503 (WeChat retries notifications).
+	ErrUnavailable = errors.New("actors: owning node unavailable")
 )
 
 // WeChat is the part of the WeChat Pay client the actors call from timers

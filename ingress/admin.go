@@ -47,7 +47,7 @@ func (s *Server) putSKU(ctx *fasthttp.RequestCtx, sku string) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	v, err := s.d.Actors.Inventory().Put(c, store.SKU{
+	v, err := s.d.Router.PutSKU(c, store.SKU{
 		SKU: sku, Description: req.Description, Price: *req.Price, Stock: *req.Stock, PerBuyerLimit: req.PerBuyerLimit,
 	})
 	if err != nil {
@@ -64,7 +64,7 @@ func (s *Server) getSKU(ctx *fasthttp.RequestCtx, sku string) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	v, err := s.d.Actors.Inventory().Get(c, sku)
+	v, err := s.d.Router.GetSKU(c, sku)
 	if err != nil {
 		s.failErr(ctx, err)
 		return
@@ -97,7 +97,7 @@ func (s *Server) refund(ctx *fasthttp.RequestCtx, otn string) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	r, err := s.d.Actors.Request(c, &actors.Get{OutTradeNo: otn})
+	r, err := s.d.Router.Request(c, &actors.Get{OutTradeNo: otn})
 	if err != nil {
 		s.failErr(ctx, err)
 		return
@@ -121,7 +121,7 @@ func (s *Server) refund(ctx *fasthttp.RequestCtx, otn string) {
 			}
 		}
 	}
-	r, err = s.d.Actors.Request(c, &actors.StartRefund{OutTradeNo: otn, OutRefundNo: outRefundNo, Amount: req.Amount, Reason: req.Reason})
+	r, err = s.d.Router.Request(c, &actors.StartRefund{OutTradeNo: otn, OutRefundNo: outRefundNo, Amount: req.Amount, Reason: req.Reason})
 	switch {
 	case err != nil:
 		s.failErr(ctx, err)
@@ -153,7 +153,7 @@ func (s *Server) adminOrder(ctx *fasthttp.RequestCtx, otn string) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r, err := s.d.Actors.Request(c, &actors.Get{OutTradeNo: otn})
+	r, err := s.d.Router.Request(c, &actors.Get{OutTradeNo: otn})
 	if err != nil {
 		s.failErr(ctx, err)
 		return
@@ -162,7 +162,7 @@ func (s *Server) adminOrder(ctx *fasthttp.RequestCtx, otn string) {
 		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no such order", 0})
 		return
 	}
-	hist, err := s.d.Actors.Store().History(otn)
+	hist, err := s.d.Router.History(c, otn)
 	if err != nil {
 		s.failErr(ctx, err)
 		return

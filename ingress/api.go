@@ -136,7 +136,7 @@ func (s *Server) createOrder(ctx *fasthttp.RequestCtx) {
 	otn := s.newOutTradeNo(openid, idem)
 	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.PrepayTimeout+5*time.Second)
 	defer cancel()
-	sys := s.d.Actors
+	sys := s.d.Router
 
 	if idem != "" { // a retry returns the same order
 		r, err := sys.Request(rctx, &actors.Get{OutTradeNo: otn})
@@ -149,7 +149,7 @@ func (s *Server) createOrder(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	res, err := sys.Inventory().Reserve(rctx, req.SKU, otn, openid, req.Quantity, idem == "")
+	res, err := sys.Reserve(rctx, req.SKU, otn, openid, req.Quantity, idem == "")
 	if err != nil {
 		s.failErr(ctx, err)
 		return
@@ -167,7 +167,7 @@ func (s *Server) createOrder(ctx *fasthttp.RequestCtx) {
 	}
 	release := func() {
 		if res.Fresh {
-			sys.Inventory().Release(req.SKU, otn)
+			sys.Release(req.SKU, otn)
 		}
 	}
 	// WeChat's per-merchant rate: wait briefly for the budget, else 429.
@@ -298,7 +298,7 @@ func (s *Server) ownOrder(ctx *fasthttp.RequestCtx, otn string) (*store.Order, b
 	}
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r, err := s.d.Actors.Request(c, &actors.Get{OutTradeNo: otn})
+	r, err := s.d.Router.Request(c, &actors.Get{OutTradeNo: otn})
 	if err != nil {
 		s.failErr(ctx, err)
 		return nil, false

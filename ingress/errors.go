@@ -31,6 +31,7 @@ const (
 	codeConflict       = "CONFLICT"
 	codeInProgress     = "ORDER_IN_PROGRESS"
 	codeOverloaded     = "OVERLOADED"
+	codeUnavailable    = "SHARD_UNAVAILABLE"
 	codeBudget         = "PREPAY_BUDGET_EXHAUSTED"
 	codeUpstream       = "WECHAT_UNAVAILABLE"
 	codeInvalidCode    = "INVALID_LOGIN_CODE"
@@ -55,6 +56,8 @@ func apiAnswer(err error) answer {
 		return answer{http.StatusTooManyRequests, codeOverloaded, "too many requests in flight: retry shortly", 1}
 	case errors.Is(err, actors.ErrTimeout):
 		return answer{http.StatusServiceUnavailable, codeOverloaded, "the order did not answer in time: retry", 1}
+	case errors.Is(err, actors.ErrUnavailable):
+		return answer{http.StatusServiceUnavailable, codeUnavailable, "the order's node is unavailable: retry", 5}
 	case errors.Is(err, actors.ErrStopped):
 		return answer{http.StatusServiceUnavailable, codeOverloaded, "shutting down", 1}
 	case errors.Is(err, actors.ErrUnknownSKU):
@@ -105,6 +108,8 @@ func notifyAnswer(err error) (int, string) {
 	case errors.Is(err, actors.ErrOverloaded), errors.Is(err, errAdmission),
 		errors.Is(err, actors.ErrTimeout), errors.Is(err, actors.ErrStopped):
 		return http.StatusServiceUnavailable, "busy: retry"
+	case errors.Is(err, actors.ErrUnavailable):
+		return http.StatusServiceUnavailable, "order's node unavailable: retry"
 	}
 	return http.StatusInternalServerError, "not recorded: retry"
 }

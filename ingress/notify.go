@@ -67,9 +67,9 @@ func (s *Server) notifyV3(ctx *fasthttp.RequestCtx) {
 	var r actors.Reply
 	switch kind {
 	case "payment":
-		r, err = s.d.Actors.Request(c, &actors.PaymentNotified{Tx: tx, NotifyID: n.ID})
+		r, err = s.d.Router.Request(c, &actors.PaymentNotified{Tx: tx, NotifyID: n.ID})
 	case "refund":
-		r, err = s.d.Actors.Request(c, &actors.RefundNotified{Notice: rn, NotifyID: n.ID})
+		r, err = s.d.Router.Request(c, &actors.RefundNotified{Notice: rn, NotifyID: n.ID})
 	default:
 		// Verified, but nothing we act on (e.g. a security echo).
 		s.metrics.notifications.WithLabelValues(kind, "ignored").Inc()

@@ -235,6 +235,7 @@ func TestAPIAnswerTable(t *testing.T) {
 		{errAdmission, 429, codeOverloaded},
 		{actors.ErrTimeout, 503, codeOverloaded},
 		{actors.ErrStopped, 503, codeOverloaded},
+		{fmt.Errorf("shard 02: %w", actors.ErrUnavailable), 503, codeUnavailable},
 		{actors.ErrUnknownSKU, 404, codeUnknownSKU},
 		{fmt.Errorf("x: %w", actors.ErrStore), 500, codeInternal},
 		{client.ErrInvalidCode, 401, codeInvalidCode},
@@ -262,6 +263,7 @@ func TestAPIAnswerTable(t *testing.T) {
 		{wxpay.ErrDecrypt, 400}, {wxpay.ErrUnsupportedAlgorithm, 400}, {wxpay.ErrMalformed, 400}, {errTooLarge, 413},
 		{errUnknownOrder, 404}, {errMismatch, 400}, {actors.ErrOverloaded, 503}, {errAdmission, 503},
 		{actors.ErrTimeout, 503}, {fmt.Errorf("%w", actors.ErrStore), 500},
+		{fmt.Errorf("shard 02: %w", actors.ErrUnavailable), 503},
 	}
 	for _, tc := range notify {
 		if st, _ := notifyAnswer(tc.err); st != tc.status {

@@ -87,7 +87,7 @@ func (s *Server) notifyV2(ctx *fasthttp.RequestCtx) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
-	r, err := s.d.Actors.Request(c, &actors.PaymentNotified{Tx: tx, NotifyID: "v2:" + n.TransactionID})
+	r, err := s.d.Router.Request(c, &actors.PaymentNotified{Tx: tx, NotifyID: "v2:" + n.TransactionID})
 	s.v2Reply(ctx, kind, s.notifyOutcome(r, err, n.OutTradeNo, "v2:"+n.TransactionID))
 }
 
@@ -145,7 +145,7 @@ func (s *Server) refundNotifyV2(ctx *fasthttp.RequestCtx) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
-	r, err := s.d.Actors.Request(c, &actors.RefundNotified{Notice: notice, NotifyID: "v2r:" + info.RefundID})
+	r, err := s.d.Router.Request(c, &actors.RefundNotified{Notice: notice, NotifyID: "v2r:" + info.RefundID})
 	s.v2Reply(ctx, kind, s.notifyOutcome(r, err, info.OutTradeNo, "v2r:"+info.RefundID))
 }
 

@@ -136,7 +136,10 @@ func isShard(s string) bool {
 
 // Deps are the components the server drives.
 type Deps struct {
-	Actors   *actors.System
+	Actors *actors.System
+	// Router carries order and stock messages; nil uses Local{Actors}
+	// (single node). Metrics and rejection events stay with Actors.
+	Router   Router
 	Signer   *wxpay.Signer
 	Notify   *wxpay.NotifyParser
 	V2Key    *wxpay.V2Key // nil: the APIv2 notification routes answer 404
@@ -170,6 +173,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if d.Actors == nil || d.Signer == nil || d.Notify == nil || d.Prepayer == nil || d.Login == nil {
 		return nil, errors.New("ingress: Actors, Signer, Notify, Prepayer and Login are required")
+	}
+	if d.Router == nil {
+		d.Router = Local{Sys: d.Actors}
 	}
 	s := &Server{
 		cfg: cfg, d: d,

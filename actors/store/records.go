@@ -91,4 +91,9 @@ type Reservation struct {
 	OpenID   string `json:"openid"`
 	Quantity int64  `json:"quantity"`
 	Sold     bool   `json:"sold,omitempty"`
+	// HeldMs is set when the SKU's owner made the reservation durable
+	// itself for an order on another node (cluster mode); such holds are
+	// settled by release/commit messages or reconciled with the order's
+	// node. Zero for reservations written with the order.
+	HeldMs int64 `json:"held_ms,omitempty"`
 }
