@@ -47,9 +47,17 @@ func BenchmarkSinkEndToEnd(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
+	cfg := e.config()
+	cfg.ClickHouse.FlushInterval = 0 // the default, 1 s
+	if v, err := strconv.Atoi(os.Getenv("WXPAYD_BENCH_BATCH")); err == nil && v > 0 {
+		cfg.ClickHouse.BatchSize = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("WXPAYD_BENCH_PARALLEL")); err == nil && v > 0 {
+		cfg.ClickHouse.Parallel = v
+	}
 	b.ResetTimer()
 	start := time.Now()
-	stop := e.runSink(e.config())
+	stop := e.runSink(cfg)
 	itest.Eventually(b, 10*time.Minute, 50*time.Millisecond, "all events in ClickHouse", func() (bool, string) {
 		var rows uint64
 		err := conn.QueryRow(context.Background(), "SELECT count() FROM "+e.database+".events").Scan(&rows)
