@@ -10,7 +10,7 @@ for file in "${targets[@]}"; do
   pkg=$(dirname "$file")
   for fn in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/'); do
     echo "fuzz $pkg $fn ($dur)"
-    go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$dur" "$pkg" >/tmp/wxpayd-fuzz.log 2>&1 || { cat /tmp/wxpayd-fuzz.log; exit 1; }
+    go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$dur" -fuzzminimizetime 2s "$pkg" >/tmp/wxpayd-fuzz.log 2>&1 || { cat /tmp/wxpayd-fuzz.log; exit 1; }
     count=$((count + 1))
   done
 done
