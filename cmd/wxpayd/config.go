@@ -49,6 +49,13 @@ var settings = []setting{
 	{"WXPAYD_RSA_BACKEND", "auto", "RSA backend: auto (OpenSSL if libcrypto loads), go, openssl"},
 	{"WXPAYD_OPENSSL_LIB", "", "libcrypto to load (default libcrypto.so.3)"},
 	{"WXPAYD_SHARD", "01", "this node's shard: 2 characters of [0-9A-Z] at the start of every out_trade_no"},
+	{"WXPAYD_CLUSTER_LISTEN", "", "cluster mode: this node's protoactor remote address host:port (empty: single node)"},
+	{"WXPAYD_CLUSTER_HEALTH_PORT", "", "cluster mode: this node's automanaged health port (bound on 0.0.0.0)"},
+	{"WXPAYD_CLUSTER_MEMBERS", "", "cluster mode: comma-separated health host:port of every node, this one included"},
+	{"WXPAYD_CLUSTER_SHARDS", "", "cluster mode: comma-separated shards of every node, e.g. 01,02,03 (SKU owners hash over them)"},
+	{"WXPAYD_CLUSTER_NAME", "wxpayd", "cluster mode: cluster name; members of another name are ignored"},
+	{"WXPAYD_CLUSTER_TIMEOUT", "3s", "cluster mode: deadline of a request to another node"},
+	{"WXPAYD_CLUSTER_RECONCILE_AFTER", "2m", "cluster mode: age after which a stock hold for another node's order is checked against the order"},
 	{"WXPAYD_LOG_LEVEL", "info", "log level: debug, info, warn, error"},
 }
 

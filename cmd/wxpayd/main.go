@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/wxpayd/wxpayd/actors"
+	"github.com/wxpayd/wxpayd/actors/cluster"
 	"github.com/wxpayd/wxpayd/actors/store"
 	"github.com/wxpayd/wxpayd/ingress"
 	"github.com/wxpayd/wxpayd/wxpay"
@@ -88,6 +89,7 @@ type app struct {
 	listen   string
 	store    *store.Store
 	sys      *actors.System
+	node     *cluster.Node // nil: single node
 	srv      *ingress.Server
 	pay      *client.Client
 	login    *client.LoginClient
@@ -258,6 +260,14 @@ func build(v values, log *slog.Logger) (*app, error) {
 		_ = a.store.Close()
 		return nil, configError{err}
 	}
+	var router ingress.Router
+	if a.node, err = newNode(v, a.sys, log); err != nil {
+		_ = a.store.Close()
+		return nil, err
+	}
+	if a.node != nil {
+		router = a.node
+	}
 	if a.events, err = newEvents(v, a.store, a.registry, log); err != nil {
 		_ = a.store.Close()
 		return nil, err
@@ -266,7 +276,7 @@ func build(v values, log *slog.Logger) (*app, error) {
 		AppID: v["WXPAY_APPID"], MchID: v["WXPAY_MCHID"], NotifyURL: v["WXPAY_NOTIFY_URL"], OrderTTL: ttl,
 		PrepayQPS: qps, SessionSecret: session, AdminToken: admin, ShardPrefix: v["WXPAYD_SHARD"], Logger: log,
 	}, ingress.Deps{
-		Actors: a.sys, Signer: signer, Notify: wxpay.NewNotifyParser(verifier, aead), V2Key: v2key,
+		Actors: a.sys, Router: router, Signer: signer, Notify: wxpay.NewNotifyParser(verifier, aead), V2Key: v2key,
 		Prepayer: a.pay, Login: a.login, Registry: a.registry, Gatherer: a.registry,
 	}); err != nil {
 		_ = a.store.Close()
@@ -288,6 +298,12 @@ func (a *app) run(ctx context.Context) error {
 		return fmt.Errorf("recover timers: %w", err)
 	}
 	a.log.Info("recovered", "active_orders", n, "outbox_backlog", a.store.OutboxBacklog())
+	if a.node != nil {
+		if err := a.node.Start(); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		a.log.Info("cluster member started")
+	}
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -331,6 +347,11 @@ func (a *app) run(ctx context.Context) error {
 	// 1. Stop the listener and let in-flight requests finish: every answer
 	//    already promised is given.
 	step("http", 15*time.Second, a.srv.Shutdown)
+	// 1b. Leave the cluster: other nodes now answer 503 for this shard's
+	//     orders (WeChat retries) until it is back.
+	if a.node != nil {
+		step("cluster", 10*time.Second, a.node.Close)
+	}
 	// 2. Drain the actors: messages in mailboxes are applied and made
 	//    durable; background WeChat calls finish.
 	step("actors", 20*time.Second, a.sys.Close)
