@@ -30,6 +30,8 @@ test: lint services-up
 	$(if $(strip $(RACE_PKGS)),$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS))
 	@echo "== SDK oracles (bench/peers)"
 	cd bench/peers && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
+	@echo "== deploy files against k8s.io/api, compose-go, Prometheus and a live /metrics (bench/deploycheck)"
+	eval "$$($(SERVICES) env)"; cd bench/deploycheck && $(GO) vet ./... && WXPAYD_INTEGRATION=1 $(GO) test -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory fuzz-brief
 
 unit:
@@ -43,7 +45,7 @@ fuzz-brief:
 	bash .ci/fuzz.sh 5s
 
 lint:
-	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null; cd bench/peers && gofmt -l .); \
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
