@@ -103,9 +103,9 @@ FROM
     FROM {db}.events FINAL
     WHERE type = 'order.paid'
     GROUP BY sku
-)
+) AS sold_per_sku
 ANY LEFT JOIN
 (
     SELECT sku, stock, price
     FROM {db}.sku_stock FINAL
-) USING sku;
+) AS latest_stock USING sku;
