@@ -137,8 +137,12 @@ func cpuLine(r *Result) string {
 	c := r.CPU
 	s := fmt.Sprintf("CPU during the window (%.1f s, %d cores): generator %.1f s (%.2f cores, %.0f%% of the %.1f CPU-s the machine spent)",
 		c.WindowSeconds, c.Cores, c.Generator, c.GeneratorCores, c.GeneratorShare*100, c.Machine)
-	if c.Wxpayd >= 0 {
-		s += fmt.Sprintf(", wxpayd (its /metrics) %.1f s", c.Wxpayd)
+	watched := false
+	for _, p := range c.Processes {
+		watched = watched || p.Name == "wxpayd"
+	}
+	if c.Wxpayd >= 0 && !watched {
+		s += fmt.Sprintf(", wxpayd %.1f s (its /metrics)", c.Wxpayd)
 	}
 	for _, p := range c.Processes {
 		s += fmt.Sprintf(", %s %.1f s (%.0f%%)", p.Name, p.Seconds, p.Share*100)

@@ -55,7 +55,7 @@ type Phase struct {
 // ErrAuditFailed when an audit check failed, an error wrapping ErrConfig or
 // ErrStack when the run could not happen, or ctx's error. The run, audit
 // included, ends within cfg.MaxTime.
-func Run(ctx context.Context, c Config) (*Result, error) {
+func Run(parent context.Context, c Config) (*Result, error) {
 	cfg := c.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.MaxTime)
+	ctx, cancel := context.WithTimeout(parent, cfg.MaxTime)
 	defer cancel()
 	r := &runner{cfg: cfg, admin: admin, start: time.Now(), lag: &lagStat{}, sem: make(chan struct{}, cfg.MaxInFlight)}
 	r.rec = newRecorder(r.start)
@@ -124,14 +124,23 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	res.Outcome = r.outcome()
 	res.Lag = r.lag.result()
 	res.Notes = append(r.notes, r.methodNotes()...)
+	switch {
+	case parent.Err() != nil:
+		res.Audit.Passed = false
+		res.Audit.Checks = append(res.Audit.Checks, Check{Name: "ran to the end", Detail: "interrupted: " + parent.Err().Error(),
+			Why: "An interrupted run leaves buyers half-way: its audit cannot be trusted."})
+	case ctx.Err() != nil:
+		res.Audit.Passed = false
+		res.Audit.Checks = append(res.Audit.Checks, Check{Name: "ran to the end", Detail: "the run hit --max-time " + cfg.MaxTime.String(),
+			Why: "A run cut short leaves buyers half-way: raise --max-time or shrink the run."})
+	}
 	if cfg.Out != "" {
 		if err := writeReports(cfg.Out, res); err != nil {
 			return res, err
 		}
 	}
-	if ctx.Err() != nil && c.MaxTime > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		res.Audit.Passed = false
-		res.Audit.Checks = append(res.Audit.Checks, Check{Name: "finished within --max-time", Detail: "the run hit --max-time " + cfg.MaxTime.String()})
+	if parent.Err() != nil {
+		return res, parent.Err()
 	}
 	if !res.Audit.Passed {
 		return res, ErrAuditFailed

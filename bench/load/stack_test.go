@@ -3,6 +3,7 @@ package load_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -36,7 +37,9 @@ func TestFlashSaleThroughTheRealBinariesPassesTheAudit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "report")
+	runID := fmt.Sprintf("e2e%x", time.Now().UnixNano()) // unique: ClickHouse keeps every run's events
 	res, err := load.Run(ctx, load.Config{
+		RunID:   runID,
 		Targets: []string{st.target}, Sim: st.sim, AdminTokenFile: st.adminFile, ClickHouse: ch,
 		Scenario: load.ScenarioFlashSale, Buyers: 300, Stock: 50, PayShare: 0.8, Connections: 64,
 		Seed: 42, MaxTime: 2 * time.Minute, AuditTimeout: 60 * time.Second, Out: out,
@@ -92,6 +95,13 @@ func TestFlashSaleThroughTheRealBinariesPassesTheAudit(t *testing.T) {
 		t.Error(err)
 	}
 
+	// Acknowledged means durable: kill -9 wxpayd, start it again on the same
+	// data dir, and every payment and reservation is still there.
+	st.crashWxpayd(t)
+	if sku := st.sku(t, runID+"-flash"); sku.Sold != int64(o.Paid) || sku.Reserved != int64(o.Orders-o.Paid) || sku.Left != 0 {
+		t.Errorf("after kill -9 and restart: %+v; want sold %d, reserved %d, left 0", sku, o.Paid, o.Orders-o.Paid)
+	}
+
 	// Steady and mixed on the same stack: open-loop arrivals that log in
 	// inside the window, and a ramped flash sale on top.
 	for _, sc := range []load.Config{
@@ -108,7 +118,6 @@ func TestFlashSaleThroughTheRealBinariesPassesTheAudit(t *testing.T) {
 			}
 			t.Fatalf("%s: %v", sc.Scenario, err)
 		}
-		t.Logf("%s: phases %+v", sc.Scenario, res.Phases)
 		want := 80 // steady: every arrival gets a unit
 		if sc.Scenario == load.ScenarioMixed {
 			want = 90 + 10
@@ -262,7 +271,7 @@ func startStack(t *testing.T, kafka, ch string, simFlags []string) *stack {
 
 func (s *stack) start(t *testing.T, path string, args, env []string, logPath string) *proc {
 	t.Helper()
-	logf, err := os.Create(logPath)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,6 +295,41 @@ func (s *stack) start(t *testing.T, path string, args, env []string, logPath str
 		}
 	})
 	return &proc{cmd, exited}
+}
+
+// crashWxpayd kills wxpayd with SIGKILL (no shutdown: only what it
+// fsync'd survives) and starts it again on the same data dir.
+func (s *stack) crashWxpayd(t *testing.T) {
+	t.Helper()
+	_ = s.wxpayd.cmd.Process.Kill()
+	<-s.wxpayd.exited
+	s.wxpayd = s.start(t, s.wxpayd.cmd.Path, nil, s.wxpaydEnv, s.wxpaydLog)
+	s.waitHTTP(t, s.target+"/readyz", s.wxpayd, s.wxpaydLog)
+}
+
+// skuView is GET /admin/v1/skus/{sku}.
+type skuView struct {
+	Stock, Left, Reserved, Sold int64
+}
+
+func (s *stack) sku(t *testing.T, name string) skuView {
+	t.Helper()
+	token, err := os.ReadFile(s.adminFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", s.target+"/admin/v1/skus/"+name, nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("GET sku: %v", err)
+	}
+	defer resp.Body.Close()
+	var v skuView
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET sku: status %d, %v", resp.StatusCode, err)
+	}
+	return v
 }
 
 // cleanEnv is the test's environment without wxpayd's and wxpaysim's own
