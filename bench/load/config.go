@@ -133,7 +133,9 @@ type Config struct {
 	// rewrites one line in place.
 	Progress    io.Writer
 	ProgressTTY bool
-	// Tick is the time-series resolution (default 1 s).
+	// Tick is the time-series resolution (default 1 s; 250 ms for
+	// flash-sale and mixed, whose bursts last seconds). Progress lines are
+	// printed at most once a second.
 	Tick time.Duration
 	// AllowRemote permits non-loopback targets (never on shared machines).
 	AllowRemote bool
@@ -218,7 +220,12 @@ func (c *Config) withDefaults() Config {
 	if d.Seed == 0 {
 		d.Seed = time.Now().UnixNano()
 	}
-	d.Tick = orDur(d.Tick, DefaultTick)
+	if d.Tick == 0 {
+		d.Tick = DefaultTick
+		if d.Scenario == ScenarioFlashSale || d.Scenario == ScenarioMixed {
+			d.Tick = DefaultTick / 4 // a burst is over in seconds: finer time series
+		}
+	}
 	return d
 }
 

@@ -153,7 +153,7 @@ func (r *recorder) tick(now time.Time) {
 type live struct {
 	count, errors int64
 	p99           float64 // ms, whole run so far
-	lastRate      float64 // per second, last tick
+	lastRate      float64 // per second, over the last second's ticks
 }
 
 func (r *recorder) live(step string, tick time.Duration) live {
@@ -164,8 +164,15 @@ func (r *recorder) live(step string, tick time.Duration) live {
 	if l.count > 0 {
 		l.p99 = ms(s.total.ValueAtQuantile(99))
 	}
-	if n := len(s.series); n > 0 {
-		l.lastRate = float64(s.series[n-1].Count) / tick.Seconds()
+	k := max(1, int(time.Second/tick))
+	var sum int64
+	n := 0
+	for i := len(s.series) - 1; i >= 0 && n < k; i-- {
+		sum += s.series[i].Count
+		n++
+	}
+	if n > 0 {
+		l.lastRate = float64(sum) / (float64(n) * tick.Seconds())
 	}
 	return l
 }

@@ -316,6 +316,7 @@ func (r *runner) progress(ctx context.Context) func() {
 		defer wg.Done()
 		t := time.NewTicker(r.cfg.Tick)
 		defer t.Stop()
+		var printed time.Time
 		for {
 			select {
 			case <-done:
@@ -324,7 +325,10 @@ func (r *runner) progress(ctx context.Context) func() {
 				return
 			case now := <-t.C:
 				r.rec.tick(now)
-				r.printProgress(now)
+				if now.Sub(printed) >= time.Second-r.cfg.Tick/2 {
+					r.printProgress(now)
+					printed = now
+				}
 			}
 		}
 	}()
