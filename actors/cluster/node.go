@@ -264,11 +264,15 @@ func ShardOf(otn string) string {
 
 // OwnerOf returns the shard owning sku: rendezvous hashing over Shards, so
 // adding a shard moves only the SKUs it wins.
-func (n *Node) OwnerOf(sku string) string {
+func (n *Node) OwnerOf(sku string) string { return Owner(sku, n.cfg.Shards) }
+
+// Owner returns the shard of shards that owns sku (rendezvous hashing; the
+// list's order does not matter).
+func Owner(sku string, shards []string) string {
 	var best string
 	var bestScore uint64
 	k := hash64(sku)
-	for _, s := range n.cfg.Shards {
+	for _, s := range shards {
 		if v := mix64(k ^ hash64(s)); best == "" || v > bestScore {
 			best, bestScore = s, v
 		}
