@@ -122,7 +122,7 @@ func TestClusterFlashSale(t *testing.T) {
 	t.Logf("SKU owners: %v", skuOf)
 
 	var (
-		created, simPaid sync.Map // otn → sku
+		created, simPaid sync.Map     // otn → sku
 		phase            atomic.Int32 // 0 all up, 1 node 02 down, 2 restarted
 		downOK           [3]atomic.Int64
 		held             = make(chan heldOrder, 16) // shard-02 orders left unpaid, paid while 02 is down
