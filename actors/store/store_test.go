@@ -124,6 +124,14 @@ func TestConcurrentWritesAllReachTheOutbox(t *testing.T) {
 	go func() { // a relay reading while writers commit
 		defer close(readerDone)
 		for {
+			// Look at stop before reading: only an empty read that began
+			// after every writer finished means the outbox is drained.
+			stopped := false
+			select {
+			case <-stop:
+				stopped = true
+			default:
+			}
 			es, err := s.ReadOutbox(after, 50)
 			if err != nil {
 				t.Error(err)
@@ -135,12 +143,8 @@ func TestConcurrentWritesAllReachTheOutbox(t *testing.T) {
 				mu.Unlock()
 				after = e.Seq
 			}
-			select {
-			case <-stop:
-				if len(es) == 0 {
-					return
-				}
-			default:
+			if stopped && len(es) == 0 {
+				return
 			}
 		}
 	}()
@@ -158,6 +162,13 @@ func TestConcurrentWritesAllReachTheOutbox(t *testing.T) {
 	close(stop)
 	<-readerDone
 	if len(seen) != n {
-		t.Fatalf("relay saw %d of %d events", len(seen), n)
+		all, _ := s.ReadOutbox(0, 1000)
+		var missing []uint64
+		for _, e := range all {
+			if !seen[e.Seq] {
+				missing = append(missing, e.Seq)
+			}
+		}
+		t.Fatalf("relay saw %d of %d events; cursor %d; outbox holds %d; first missing %v", len(seen), n, after, len(all), missing[:min(10, len(missing))])
 	}
 }
