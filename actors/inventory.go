@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/wxpayd/wxpayd/actors/event"
 	"github.com/wxpayd/wxpayd/actors/store"
 )
 
@@ -398,7 +400,15 @@ func (a *skuActor) Receive(ctx actor.Context) {
 	case *putSKUMsg:
 		k := m.sku
 		k.UpdatedMs = a.sys.cfg.Now().UnixMilli()
-		if err := a.sys.store.PutSKU(k); err != nil {
+		// The entry and its sku.updated event in one durable write, so
+		// analysts' stock figures follow the catalogue exactly.
+		w := a.sys.store.NewWrite()
+		w.PutSKU(k)
+		w.AddEvent(&event.Event{
+			EventID: "sku:" + k.SKU + ":" + strconv.FormatInt(k.UpdatedMs, 10), Type: event.SKUUpdated,
+			TimeMs: k.UpdatedMs, SKU: k.SKU, Quantity: k.Stock, Amount: k.Price,
+		})
+		if err := w.Commit(); err != nil {
 			ctx.Respond(fmt.Errorf("%w: %w", ErrStore, err))
 			return
 		}

@@ -31,6 +31,9 @@ const (
 	NotifyDuplicate      = "notify.duplicate"
 	NotifyRejected       = "notify.rejected"
 	NotifyMismatch       = "notify.mismatch"
+	// SKUUpdated records a catalogue change: Quantity is the new stock and
+	// Amount the unit price; it has no out_trade_no.
+	SKUUpdated = "sku.updated"
 )
 
 // Event is one order event. Amounts are in fen. Fields that do not apply to

@@ -307,6 +307,10 @@ func (w *Write) AddEvent(e *event.Event) {
 	w.err = w.b.Set(outboxKey(seq), b, nil)
 }
 
+// PutSKU writes a catalogue entry (with its sku.updated event, added by
+// the caller, in the same write).
+func (w *Write) PutSKU(k SKU) { w.setJSON(skuKey(k.SKU), k) }
+
 // PutReservation writes sku's reservation for the order.
 func (w *Write) PutReservation(sku, otn string, r Reservation) {
 	w.setJSON(reservationKey(sku, otn), r)
