@@ -78,7 +78,7 @@ func TestCrashUnderLoad(t *testing.T) {
 				default:
 				}
 				attempts.Add(1)
-				buyer(hc, base, "http://"+simAddr, fmt.Sprintf("w%d-%d", w, i), &created, &simPaid)
+				buyer(hc, base, "http://"+simAddr, fmt.Sprintf("w%d-%d", w, i), "crash", "crash-admin-token-0123456789", &created, &simPaid)
 			}
 		}(w)
 	}
@@ -167,14 +167,14 @@ func TestCrashUnderLoad(t *testing.T) {
 // buyer does what the Mini Program does; it records only what wxpayd or
 // the simulator acknowledged. Errors (the server is being killed) are
 // expected and ignored.
-func buyer(hc *http.Client, base, simURL, name string, created, simPaid *sync.Map) {
+func buyer(hc *http.Client, base, simURL, name, sku, adminToken string, created, simPaid *sync.Map) {
 	st, b := call(hc, "POST", base+"/api/v1/login", "", `{"code":"code-`+name+`"}`)
 	if st != 200 {
 		return
 	}
 	var login struct{ Token string }
 	_ = json.Unmarshal(b, &login)
-	st, b = call(hc, "POST", base+"/api/v1/orders", login.Token, `{"sku":"crash"}`)
+	st, b = call(hc, "POST", base+"/api/v1/orders", login.Token, `{"sku":"`+sku+`"}`)
 	if st != 201 {
 		return
 	}
@@ -193,7 +193,7 @@ func buyer(hc *http.Client, base, simURL, name string, created, simPaid *sync.Ma
 	// buyer's phone would know it: from a fresh login of the same code
 	// family is not possible (codes are single-use), so read it from the
 	// admin view.
-	st, b = call(hc, "GET", base+"/admin/v1/orders/"+o.OutTradeNo, "crash-admin-token-0123456789", "")
+	st, b = call(hc, "GET", base+"/admin/v1/orders/"+o.OutTradeNo, adminToken, "")
 	if st != 200 {
 		return
 	}
