@@ -9,7 +9,7 @@ RUN_DIR  := $(CURDIR)/.run
 SERVICES := bash deploy/local/services.sh
 FUZZTIME ?= 60s
 # Packages whose concurrency is their job run under the race detector.
-RACE_PKGS ?= $(shell $(GO) list ./actors/... ./sink/... ./ingress/... ./wxpay/client/... ./wxpay/openssl/... ./bench/sim/... 2>/dev/null)
+RACE_PKGS ?= $(shell $(GO) list ./actors/... ./sink/... ./ingress/... ./wxpay/client/... ./wxpay/openssl/... ./bench/sim/... ./bench/load/... 2>/dev/null)
 
 .PHONY: all build run test unit race peers fuzz fuzz-brief lint bench services-up services-down services-status clean
 
