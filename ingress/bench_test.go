@@ -16,6 +16,7 @@ import (
 	"github.com/wxpayd/wxpayd/actors"
 	"github.com/wxpayd/wxpayd/actors/store"
 	"github.com/wxpayd/wxpayd/wxpay"
+	"github.com/wxpayd/wxpayd/wxpay/openssl"
 )
 
 // Server benchmarks over loopback TCP, load generator included (both share
@@ -91,7 +92,11 @@ func BenchmarkNotifyAck(b *testing.B) {
 	if _, err := s.sys.Inventory().Put(ctx, skuOf("ack", int64(n))); err != nil {
 		b.Fatal(err)
 	}
-	wechat, _ := wxpay.GoBackend.NewPrivateKey(s.id.WechatPayKey)
+	backend, err := openssl.Select("auto", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	wechat, _ := backend.NewPrivateKey(s.id.WechatPayKey)
 	type prepared struct {
 		hdr  map[string]string
 		body []byte

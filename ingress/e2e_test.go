@@ -23,6 +23,7 @@ import (
 	"github.com/wxpayd/wxpayd/bench/sim"
 	"github.com/wxpayd/wxpayd/wxpay"
 	"github.com/wxpayd/wxpayd/wxpay/client"
+	"github.com/wxpayd/wxpayd/wxpay/openssl"
 )
 
 // The end-to-end tests run the real pieces: wxpaysim plays WeChat Pay
@@ -75,7 +76,11 @@ type stackOpts struct {
 func newStack(t testing.TB, o stackOpts) *stack {
 	t.Helper()
 	id := identity(t)
-	scfg := sim.Config{Identity: id, Listen: "127.0.0.1:0", NotifySpeedup: 1000, RateLimit: sim.RateLimitOff,
+	simBackend, err := openssl.Select("auto", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg := sim.Config{Identity: id, Listen: "127.0.0.1:0", NotifySpeedup: 1000, RateLimit: sim.RateLimitOff, Backend: simBackend,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if o.simCfg != nil {
 		o.simCfg(&scfg)
@@ -89,7 +94,12 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	}
 	s := &stack{t: t, id: id, sim: sm, clock: &offsetClock{}, admin: "admin-token-0123456789", http: &http.Client{Timeout: 20 * time.Second}}
 
-	mk, err := wxpay.GoBackend.NewPrivateKey(id.MerchantKey)
+	// The production choice: OpenSSL when libcrypto loads, else Go.
+	backend, err := openssl.Select("auto", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk, err := backend.NewPrivateKey(id.MerchantKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +107,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := wxpay.NewKeySet(nil)
+	keys := wxpay.NewKeySet(backend)
 	if err := keys.AddPublicKey(id.PublicKeyID, &id.WechatPayKey.PublicKey); err != nil {
 		t.Fatal(err)
 	}
