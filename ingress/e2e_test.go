@@ -62,9 +62,28 @@ type stack struct {
 	st    *store.Store
 	url   string
 	clock *offsetClock
+	prep  *timedPrepayer
 	admin string
 	http  *http.Client
 	stop  func()
+}
+
+// timedPrepayer records how long WeChat (the simulator) took for each
+// out_trade_no, so benchmarks can subtract it from the request's latency.
+type timedPrepayer struct {
+	Prepayer
+	mu   sync.Mutex
+	took map[string]time.Duration
+}
+
+func (p *timedPrepayer) Prepay(ctx context.Context, req *wxpay.PrepayRequest) (wxpay.PrepayResponse, error) {
+	t0 := time.Now()
+	r, err := p.Prepayer.Prepay(ctx, req)
+	d := time.Since(t0)
+	p.mu.Lock()
+	p.took[req.OutTradeNo] = d
+	p.mu.Unlock()
+	return r, err
 }
 
 type stackOpts struct {
@@ -148,12 +167,13 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.prep = &timedPrepayer{Prepayer: pay, took: map[string]time.Duration{}}
 	reg := prometheus.NewRegistry()
 	if s.srv, err = New(Config{
 		AppID: id.AppID, MchID: id.MchID, NotifyURL: notifyURL, SessionSecret: bytes.Repeat([]byte("s"), 32),
 		AdminToken: []byte(s.admin), Now: s.clock.now, PrepayQPS: o.prepayQPS,
 	}, Deps{
-		Actors: s.sys, Signer: signer, Notify: wxpay.NewNotifyParser(verifier, aead), Prepayer: pay, Login: login,
+		Actors: s.sys, Signer: signer, Notify: wxpay.NewNotifyParser(verifier, aead), Prepayer: s.prep, Login: login,
 		V2Key: v2key, Registry: reg, Gatherer: reg,
 	}); err != nil {
 		t.Fatal(err)
