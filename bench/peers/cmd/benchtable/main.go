@@ -163,8 +163,8 @@ func render(rep *report, o options, model string, cpus int, load loadSummary, sp
 	}
 	w("- Each figure is the median of %d runs; \"min–max\" shows their spread. Ratios divide medians of the same run. "+
 		"Bars are judged on wall time (ns/op), as the issue states them. \"CPU µs/op\" is the process CPU time per "+
-		"operation (cpu-ns/op, all threads): it does not grow while other processes hold the CPU, so each bar also "+
-		"shows its ratio on CPU time.\n", runs)
+		"operation (cpu-ns/op, all threads): it grows less than wall time when other processes compete for the "+
+		"CPU (not at all for time spent waiting), so each bar also shows its ratio on CPU time.\n", runs)
 	if o.command != "" {
 		w("- Command (in `bench/peers`):\n\n  ```\n  %s\n  ```\n", o.command)
 	}

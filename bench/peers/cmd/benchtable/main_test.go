@@ -12,11 +12,13 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/sample-report.md")
 
-// The samples in testdata are real captures on this machine kind:
-// sample-bench.txt from `go test -run '^$' -bench . -count 2 -benchtime 100x ./...`
-// in bench/peers, sample-openssl-speed.txt from `openssl speed -seconds 1
-// rsa2048`, cpuinfo.txt from /proc/cpuinfo; sample-load.txt is three
-// /proc/loadavg lines.
+// The samples in testdata are the real run behind bench/peers/RESULTS.md,
+// captured by run-bench.sh on this machine kind: sample-bench.txt from
+// `go test -run '^$' -bench . -count 6 -benchtime 1s ./...` in bench/peers,
+// sample-openssl-speed.txt from `taskset -c 0 openssl speed -seconds 3
+// rsa2048`, sample-load.txt the /proc/loadavg samples taken during the run,
+// cpuinfo.txt from /proc/cpuinfo. sample-report.md is therefore the
+// generated part of RESULTS.md.
 
 func openSample(t *testing.T) *report {
 	t.Helper()
@@ -66,16 +68,16 @@ func TestParseBenchReadsTheCapturedSample(t *testing.T) {
 		t.Errorf("header: procs %d cpu %q %s/%s", rep.procs, rep.cpu, rep.goos, rep.goarch)
 	}
 	b := rep.lookup("Notify", "wxpayd-openssl")
-	if b == nil || len(b.runs) != 2 {
+	if b == nil || len(b.runs) != 6 {
 		t.Fatalf("Notify/wxpayd-openssl: %+v", b)
 	}
-	if got := b.medianNs(); got != (37130+28445)/2.0 {
+	if got := b.medianNs(); got != (30916+31412)/2.0 {
 		t.Errorf("median ns/op %v", got)
 	}
 	if got := b.medianAllocs(); got != 5 {
 		t.Errorf("median allocs/op %v", got)
 	}
-	if got := b.medianCPU(); got != (38040+31840)/2.0 {
+	if got := b.medianCPU(); got != (29000+29563)/2.0 {
 		t.Errorf("median cpu-ns/op %v", got)
 	}
 	if b := rep.lookup("Notify", "floor-verify+gcm-openssl"); b == nil {
@@ -129,7 +131,7 @@ func TestBarsAreComputedFromMedians(t *testing.T) {
 		}
 	}
 	res := evalBar(rep, bars[10]) // md5-gopay / md5-wxpayd
-	want := ((2327 + 3133) / 2.0) / ((1028 + 1380) / 2.0)
+	want := ((3066 + 3088) / 2.0) / ((972.8 + 976.6) / 2.0)
 	if math.Abs(res.value-want) > 1e-12 || res.pass != (want >= 4) {
 		t.Errorf("V2 MD5 ratio %v pass %v, want %v", res.value, res.pass, want)
 	}
@@ -154,7 +156,7 @@ func TestParseOpenSSLSpeedReadsTheRSALine(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := parseOpenSSLSpeed(string(raw))
-	if !s.found || s.signS != 0.000405 || s.verifyS != 0.000026 || s.signPS != 2471.7 || s.verifyPS != 38250 {
+	if !s.found || s.signS != 0.000245 || s.verifyS != 0.000017 || s.signPS != 4085.8 || s.verifyPS != 57884.4 {
 		t.Fatalf("%+v", s)
 	}
 	if parseOpenSSLSpeed("nothing here").found {
@@ -168,12 +170,13 @@ func TestRunRendersTheCapturedSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const cmd = "go test -run '^$' -bench . -count 2 -benchtime 100x ./..."
+	const cmd = "go test -run '^$' -bench . -count 6 -benchtime 1s ./..."
 	var out bytes.Buffer
 	err = run([]string{
 		"-cmd", cmd,
 		"-openssl-speed", filepath.Join("testdata", "sample-openssl-speed.txt"),
-		"-openssl-cmd", "openssl speed -seconds 1 rsa2048",
+		"-openssl-cmd", "taskset -c 0 openssl speed -seconds 3 rsa2048",
+		"-rev", "commit 6746891",
 		"-load", filepath.Join("testdata", "sample-load.txt"),
 		"-cpuinfo", filepath.Join("testdata", "cpuinfo.txt"),
 		"-go", "go1.26.8",
@@ -184,13 +187,14 @@ func TestRunRendersTheCapturedSample(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{
 		"- Machine: AMD EPYC, 2 logical CPUs (GOMAXPROCS 2), linux/amd64, Go 1.26.8.",
-		"3 samples): min 2.05, median 3.10, max 4.20",
+		"- Code: commit 6746891.",
+		"50 samples): min 1.97, median 3.75, max 5.18",
 		"  " + cmd + "\n",
-		"| `wxpayd-openssl` | 32.8 | 28.4–37.1 | 34.9 | 5 | 1656 | reference |",
+		"| `wxpayd-openssl` | 31.2 | 29.2–32.2 | 29.3 | 5 | 1656 | reference |",
 		"| `md5-gopay` |",
 		"× `md5-wxpayd`",
-		"RSA-2048 sign 405.0 µs (2472/s), verify 26.0 µs (38250/s).",
-		"rsa 2048 bits 0.000405s 0.000026s   2471.7  38250.0",
+		"RSA-2048 sign 245.0 µs (4086/s), verify 17.0 µs (57884/s).",
+		"rsa 2048 bits 0.000245s 0.000017s   4085.8  57884.4",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q", want)
