@@ -357,3 +357,18 @@ func TestAPIErrorTextIsBounded(t *testing.T) {
 		t.Fatalf("unbounded: %q", s)
 	}
 }
+
+func TestNestedStringsWithEscapes(t *testing.T) {
+	t.Parallel()
+	// Nested objects are re-read by the trusted scanner: an escaped quote
+	// and a run of backslashes before the closing quote must both be right.
+	doc := strings.Replace(testTransaction, `"payer":{"openid":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}`,
+		`"payer":{"openid":"o\"p\\\\","x":"\\\""}`, 1)
+	tx, err := DecodeTransaction([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tx.Payer.OpenID != `o"p\\` || tx.Amount.Total != 100 {
+		t.Fatalf("openid %q, total %d", tx.Payer.OpenID, tx.Amount.Total)
+	}
+}
