@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/wxpayd/wxpayd/actors/cluster"
 )
@@ -44,7 +47,20 @@ func TestClusterFlashSale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test: real binaries, ~40 s")
 	}
-	t.Log("events: each node runs its embedded Kafka-protocol broker (KAFKA_ADDR/CLICKHOUSE_ADDR are not used by this test)")
+	// Events: with the real services (always under make test) every node
+	// publishes to one run-unique topic on the real Kafka, node 01 runs the
+	// sink into the real ClickHouse, and the audit counts paid events there.
+	kafkaAddr, chAddr := os.Getenv("KAFKA_ADDR"), os.Getenv("CLICKHOUSE_ADDR")
+	real := kafkaAddr != "" && chAddr != ""
+	if !real && os.Getenv("WXPAYD_INTEGRATION") == "1" {
+		t.Fatal("KAFKA_ADDR and CLICKHOUSE_ADDR are required: run `make services-up` and eval \"$(bash deploy/local/services.sh env)\"")
+	}
+	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
+	if real {
+		t.Logf("events: real Kafka %s (topic wxpayd.cluster.%s) and ClickHouse %s", kafkaAddr, runID, chAddr)
+	} else {
+		t.Log("events: each node runs its embedded Kafka-protocol broker; no ClickHouse audit (set KAFKA_ADDR and CLICKHOUSE_ADDR)")
+	}
 	dir := t.TempDir()
 	bin := buildBinaries(t, dir)
 	simAddr := freeAddr(t)
@@ -68,12 +84,18 @@ func TestClusterFlashSale(t *testing.T) {
 		"WXPAYD_LOG_LEVEL=info", "WXPAYD_CLUSTER_SHARDS="+strings.Join(shards, ","),
 		"WXPAYD_CLUSTER_MEMBERS="+strings.Join(health, ","), "WXPAYD_CLUSTER_TIMEOUT=2s",
 		"WXPAYD_CLUSTER_RECONCILE_AFTER=5s")
+	if real {
+		common = append(common, "WXPAYD_KAFKA_BROKERS="+kafkaAddr, "WXPAYD_KAFKA_TOPIC=wxpayd.cluster."+runID)
+	}
 	nodes := make([]*clusterNode, len(shards))
 	for i, s := range shards {
 		_, hp, _ := net.SplitHostPort(health[i])
 		nodes[i] = &clusterNode{shard: s, base: "http://" + httpAddr[i], env: append(append([]string{}, common...),
 			"WXPAYD_SHARD="+s, "WXPAYD_LISTEN="+httpAddr[i], "WXPAYD_DATA_DIR="+filepath.Join(dir, "node"+s),
 			"WXPAYD_CLUSTER_LISTEN="+remoteAddr[i], "WXPAYD_CLUSTER_HEALTH_PORT="+hp)}
+		if real && i == 0 {
+			nodes[i].env = append(nodes[i].env, "WXPAYD_CLICKHOUSE_ADDR="+chAddr) // one sink for the cluster
+		}
 	}
 	startNode := func(n *clusterNode) {
 		n.mu.Lock()
@@ -104,7 +126,7 @@ func TestClusterFlashSale(t *testing.T) {
 	const stock = 700
 	skuOf := map[string]string{}
 	for i := 0; len(skuOf) < len(shards); i++ {
-		sku := "flash-" + strconv.Itoa(i)
+		sku := "flash-" + runID + "-" + strconv.Itoa(i) // unique per run: ClickHouse is shared
 		if o := cluster.Owner(sku, shards); skuOf[o] == "" {
 			skuOf[o] = sku
 		}
@@ -290,6 +312,33 @@ func TestClusterFlashSale(t *testing.T) {
 		if view.Sold+view.Reserved > stock || view.Left != stock-view.Sold-view.Reserved {
 			t.Errorf("%s oversold or inconsistent: %+v", sku, view)
 		}
+	}
+	if !real {
+		return
+	}
+	// ClickHouse: every PAID order's order.paid event exactly once, from
+	// all three nodes' outboxes (node 02's across its SIGKILL).
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chAddr}, ReadTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, sku := range skus {
+		var rows, distinct uint64
+		ok := false
+		for end := time.Now().Add(90 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+			err := conn.QueryRow(context.Background(),
+				"SELECT count(), uniqExact(out_trade_no) FROM wxpayd.events FINAL WHERE type = 'order.paid' AND sku = ?", sku).Scan(&rows, &distinct)
+			if err == nil && distinct == uint64(paidPerSKU[sku]) && rows == distinct {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			t.Errorf("%s: ClickHouse has %d order.paid rows for %d orders; wxpayd has %d PAID", sku, rows, distinct, paidPerSKU[sku])
+			continue
+		}
+		t.Logf("%s: ClickHouse has exactly %d order.paid events, one per PAID order", sku, distinct)
 	}
 }
 
