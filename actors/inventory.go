@@ -170,27 +170,17 @@ func (inv *Inventory) request(ctx context.Context, h *skuHandle, msg any) (any, 
 // When fast is set and the SKU has fewer units left than asked, it answers
 // SoldOut without a message to the actor (flash-sale losers).
 func (inv *Inventory) Reserve(ctx context.Context, sku, otn, openid string, qty int64, fast bool) (ReserveResult, error) {
-	h, err := inv.handle(sku, false)
-	if errors.Is(err, ErrUnknownSKU) {
-		return ReserveResult{Status: UnknownSKU}, nil
-	}
-	if err != nil {
-		return ReserveResult{}, err
-	}
-	if fast && h.left.Load() < qty {
-		return ReserveResult{Status: SoldOut}, nil
-	}
-	res, err := inv.request(ctx, h, &reserveMsg{otn: otn, openid: openid, qty: qty})
-	if err != nil {
-		return ReserveResult{}, err
-	}
-	return *res.(*ReserveResult), nil
+	return inv.reserve(ctx, &reserveMsg{otn: otn, openid: openid, qty: qty}, sku, fast)
 }
 
 // ReserveDurable is Reserve for an order that lives on another node
 // (cluster mode): the hold is written to this node's store before the
 // answer, since the order's own write lands elsewhere. Settle ends it.
 func (inv *Inventory) ReserveDurable(ctx context.Context, sku, otn, openid string, qty int64, fast bool) (ReserveResult, error) {
+	return inv.reserve(ctx, &reserveMsg{otn: otn, openid: openid, qty: qty, durable: true}, sku, fast)
+}
+
+func (inv *Inventory) reserve(ctx context.Context, m *reserveMsg, sku string, fast bool) (ReserveResult, error) {
 	h, err := inv.handle(sku, false)
 	if errors.Is(err, ErrUnknownSKU) {
 		return ReserveResult{Status: UnknownSKU}, nil
@@ -198,10 +188,10 @@ func (inv *Inventory) ReserveDurable(ctx context.Context, sku, otn, openid strin
 	if err != nil {
 		return ReserveResult{}, err
 	}
-	if fast && h.left.Load() < qty {
+	if fast && h.left.Load() < m.qty {
 		return ReserveResult{Status: SoldOut}, nil
 	}
-	res, err := inv.request(ctx, h, &reserveMsg{otn: otn, openid: openid, qty: qty, durable: true})
+	res, err := inv.request(ctx, h, m)
 	if err != nil {
 		return ReserveResult{}, err
 	}

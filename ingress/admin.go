@@ -97,13 +97,8 @@ func (s *Server) refund(ctx *fasthttp.RequestCtx, otn string) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	r, err := s.d.Router.Request(c, &actors.Get{OutTradeNo: otn})
-	if err != nil {
-		s.failErr(ctx, err)
-		return
-	}
-	if !r.Exists {
-		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no such order", 0})
+	r, ok := s.adminLookup(ctx, c, otn)
+	if !ok {
 		return
 	}
 	outRefundNo := otn + "-R" + strconv.Itoa(len(r.Order.Refunds)+1)
@@ -121,7 +116,7 @@ func (s *Server) refund(ctx *fasthttp.RequestCtx, otn string) {
 			}
 		}
 	}
-	r, err = s.d.Router.Request(c, &actors.StartRefund{OutTradeNo: otn, OutRefundNo: outRefundNo, Amount: req.Amount, Reason: req.Reason})
+	r, err := s.d.Router.Request(c, &actors.StartRefund{OutTradeNo: otn, OutRefundNo: outRefundNo, Amount: req.Amount, Reason: req.Reason})
 	switch {
 	case err != nil:
 		s.failErr(ctx, err)
@@ -145,6 +140,21 @@ func adminOrderView(o *store.Order, ev []event.Event) adminView {
 	return adminView{Order: *o, Events: ev}
 }
 
+// adminLookup loads an order for an admin route, answering 404 or the
+// error itself when there is none.
+func (s *Server) adminLookup(ctx *fasthttp.RequestCtx, c context.Context, otn string) (actors.Reply, bool) {
+	r, err := s.d.Router.Request(c, &actors.Get{OutTradeNo: otn})
+	if err != nil {
+		s.failErr(ctx, err)
+		return r, false
+	}
+	if !r.Exists {
+		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no such order", 0})
+		return r, false
+	}
+	return r, true
+}
+
 // adminOrder returns the full record and its event history.
 func (s *Server) adminOrder(ctx *fasthttp.RequestCtx, otn string) {
 	if !wxpay.ValidOutTradeNo(otn) {
@@ -153,13 +163,8 @@ func (s *Server) adminOrder(ctx *fasthttp.RequestCtx, otn string) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r, err := s.d.Router.Request(c, &actors.Get{OutTradeNo: otn})
-	if err != nil {
-		s.failErr(ctx, err)
-		return
-	}
-	if !r.Exists {
-		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no such order", 0})
+	r, ok := s.adminLookup(ctx, c, otn)
+	if !ok {
 		return
 	}
 	hist, err := s.d.Router.History(c, otn)

@@ -49,15 +49,24 @@ func (s *Server) v2Params(ctx *fasthttp.RequestCtx, verify bool) (map[string]str
 	return p, nil
 }
 
-func (s *Server) notifyV2(ctx *fasthttp.RequestCtx) {
-	const kind = "payment.v2"
+// v2Admit answers 404 when APIv2 is off and a busy XML reply when the
+// notification lane is full; otherwise it takes a slot the caller releases.
+func (s *Server) v2Admit(ctx *fasthttp.RequestCtx, kind string) bool {
 	if s.d.V2Key == nil {
 		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "APIv2 is not configured", 0})
-		return
+		return false
 	}
 	if !s.notify.acquire() {
 		s.metrics.admission.WithLabelValues("notify").Inc()
 		s.v2Reply(ctx, kind, errAdmission)
+		return false
+	}
+	return true
+}
+
+func (s *Server) notifyV2(ctx *fasthttp.RequestCtx) {
+	const kind = "payment.v2"
+	if !s.v2Admit(ctx, kind) {
 		return
 	}
 	defer s.notify.release()
@@ -93,13 +102,7 @@ func (s *Server) notifyV2(ctx *fasthttp.RequestCtx) {
 
 func (s *Server) refundNotifyV2(ctx *fasthttp.RequestCtx) {
 	const kind = "refund.v2"
-	if s.d.V2Key == nil {
-		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "APIv2 is not configured", 0})
-		return
-	}
-	if !s.notify.acquire() {
-		s.metrics.admission.WithLabelValues("notify").Inc()
-		s.v2Reply(ctx, kind, errAdmission)
+	if !s.v2Admit(ctx, kind) {
 		return
 	}
 	defer s.notify.release()
