@@ -181,7 +181,14 @@ func newPublicKey(k *rsa.PublicKey) (*publicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: openssl rejected the public key: %w", wxpay.ErrBadKey, err)
 	}
-	return &publicKey{k: pk, size: k.Size()}, nil
+	pub := &publicKey{k: pk, size: k.Size()}
+	lib.mu.Lock()
+	file := lib.file
+	lib.mu.Unlock()
+	if file != "" && fastVerifyReady(file) {
+		pub.fast = newCtxPool(k) // nil if OpenSSL refuses: golang-fips' path is used
+	}
+	return pub, nil
 }
 
 // privateKey signs with a cached golang-fips key (an EVP_PKEY freed by its
@@ -209,9 +216,12 @@ func (p *privateKey) SignDigest(d *[sha256.Size]byte) ([]byte, error) {
 
 func (p *privateKey) Public() wxpay.PublicKey { return p.pub }
 
-// publicKey verifies with a cached golang-fips key.
+// publicKey verifies through a pool of initialised OpenSSL contexts when
+// OpenSSL 3's functions resolved (verifyctx.go), else with golang-fips,
+// which sets a context up per call.
 type publicKey struct {
 	k    *fips.PublicKeyRSA
+	fast *ctxPool
 	size int
 }
 
@@ -220,6 +230,14 @@ func (p *publicKey) VerifyDigest(d *[sha256.Size]byte, sig []byte) error {
 	// shorter ones (it left-pads), so the length is checked here first.
 	if len(sig) != p.size {
 		return wxpay.ErrBadSignature
+	}
+	if p.fast != nil {
+		if valid, ok := p.fast.verify(d, sig); ok {
+			if !valid {
+				return wxpay.ErrBadSignature
+			}
+			return nil
+		}
 	}
 	// golang-fips drains OpenSSL's per-thread error queue into the error it
 	// returns; its text is not useful to callers, so it is dropped, as the
