@@ -27,4 +27,3 @@ func mustOpenSSL(tb testing.TB) wxpay.Backend {
 func backends(tb testing.TB) []wxpay.Backend {
 	return []wxpay.Backend{wxpay.GoBackend, mustOpenSSL(tb)}
 }
-
