@@ -144,10 +144,23 @@ func (r *runner) audit(ctx context.Context, before snapshot) AuditResult {
 		}
 	}
 	simPaid := int64(after.Paid - before.sim.Paid)
-	var sold int64
-	for _, s := range skus {
-		sold += s.Sold
+	soldOf := func(skus []SKUState) (sold int64) {
+		for _, s := range skus {
+			sold += s.Sold
+		}
+		return sold
 	}
+	sold := soldOf(skus)
+	// In cluster mode a payment on one node is committed to the SKU's owner
+	// on another by a retried message: the owner's count settles shortly
+	// after the order reads PAID. Wait for it (within the audit deadline)
+	// rather than report a lag as a mismatch.
+	for sold != paidOrders && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(250 * time.Millisecond)
+		skus = r.skuStates(ctx, states)
+		sold = soldOf(skus)
+	}
+	a.SKUs = skus
 	n := a.Numbers
 	n["wxpaysim_paid"] = simPaid
 	n["wxpayd_paid_orders"] = paidOrders
