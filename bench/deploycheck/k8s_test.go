@@ -173,11 +173,11 @@ func TestK8sManifestsStrictDecode(t *testing.T) {
 func TestK8sStrictDecodeRejectsMistakes(t *testing.T) {
 	src := string(readFile(t, repoRoot(t), "deploy", "k8s", "wxpayd.yaml"))
 	for _, tc := range []struct{ name, from, to string }{
-		{"a misspelt field", "  replicas: 1\n", "  replica: 1\n"},
+		{"a misspelt field", "  replicas: 3\n", "  replica: 3\n"},
 		{"a field in the wrong case", "readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true"},
 		{"an unknown field", "  minReadySeconds: 10\n", "  minReadySeconds: 10\n  maxReadySeconds: 10\n"},
 		{"a duplicated key", "  minReadySeconds: 10\n", "  minReadySeconds: 10\n  minReadySeconds: 11\n"},
-		{"a value of the wrong type", "  replicas: 1\n", "  replicas: one\n"},
+		{"a value of the wrong type", "  replicas: 3\n", "  replicas: three\n"},
 		{"a field at the wrong level", "      automountServiceAccountToken: false\n", "      automountServiceAccountToken: false\n      runAsNonRoot: true\n"},
 		{"an unknown kind", "kind: PodDisruptionBudget", "kind: PodDisruptionBudgets"},
 	} {
@@ -445,8 +445,36 @@ func TestK8sWxpayd(t *testing.T) {
 			t.Errorf("the first pod's shard should be wxpayd's default %q", settings["WXPAYD_SHARD"].Default)
 		}
 	}
-	if r := ptrOr(ss.Spec.Replicas, 1); r != 1 {
-		t.Errorf("replicas %d: keep 1 until cluster mode routes orders between shards", r)
+	// Cluster mode: the shard and member lists must name exactly the pods
+	// the StatefulSet runs, or orders of a missing shard cannot be reached.
+	replicas := int(ptrOr(ss.Spec.Replicas, 1))
+	if replicas > 1 {
+		start := 0
+		if ss.Spec.Ordinals != nil {
+			start = int(ss.Spec.Ordinals.Start)
+		}
+		var wantShards, wantMembers []string
+		for i := start; i < start+replicas; i++ {
+			wantShards = append(wantShards, strings.ReplaceAll(shardExpr, "$(WXPAYD_POD_INDEX)", strconv.Itoa(i)))
+			wantMembers = append(wantMembers, fmt.Sprintf("wxpayd-%d.%s:7947", i, ss.Spec.ServiceName))
+		}
+		flag := func(name string) string {
+			for _, a := range c.Args {
+				if v, ok := strings.CutPrefix(a, "-"+name+"="); ok {
+					return v
+				}
+			}
+			return ""
+		}
+		if got := flag("wxpayd-cluster-shards"); got != strings.Join(wantShards, ",") {
+			t.Errorf("-wxpayd-cluster-shards=%q, want %q for %d replicas", got, strings.Join(wantShards, ","), replicas)
+		}
+		if got := flag("wxpayd-cluster-members"); got != strings.Join(wantMembers, ",") {
+			t.Errorf("-wxpayd-cluster-members=%q, want %q for %d replicas", got, strings.Join(wantMembers, ","), replicas)
+		}
+		if !strings.Contains(flag("wxpayd-cluster-listen"), "."+ss.Spec.ServiceName+":7946") {
+			t.Errorf("-wxpayd-cluster-listen=%q must name the pod through %s", flag("wxpayd-cluster-listen"), ss.Spec.ServiceName)
+		}
 	}
 
 	// Secrets as files.
