@@ -6,16 +6,18 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wxpayd/wxpayd/sink/internal/kafkautil"
 )
 
 // Defaults of Config.
 const (
-	DefaultTopic             = "wxpayd.order-events"
+	DefaultTopic             = kafkautil.Topic
 	DefaultGroupID           = "wxpayd-sink"
 	DefaultBatchSize         = 50000
 	DefaultFlushInterval     = time.Second
-	DefaultPartitions        = 6
-	DefaultReplicationFactor = 1
+	DefaultPartitions        = kafkautil.Partitions
+	DefaultReplicationFactor = kafkautil.ReplicationFactor
 	DefaultShutdownTimeout   = 10 * time.Second
 )
 

@@ -19,10 +19,12 @@ import (
 	"os"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/wxpayd/wxpayd/sink/internal/kafkautil"
 )
 
 // DefaultPartitions is the partition count of auto-created topics.
-const DefaultPartitions = 6
+const DefaultPartitions = kafkautil.Partitions
 
 // Start starts the broker on a random loopback port, persisting to dataDir
 // ("" keeps everything in memory). It returns the broker addresses and a

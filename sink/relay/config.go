@@ -8,15 +8,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/wxpayd/wxpayd/sink/internal/kafkautil"
 )
 
 // Defaults of Config.
 const (
-	DefaultTopic             = "wxpayd.order-events"
+	DefaultTopic             = kafkautil.Topic
 	DefaultBatchSize         = 1000
 	DefaultBatchTimeout      = 5 * time.Millisecond
-	DefaultPartitions        = 6
-	DefaultReplicationFactor = 1
+	DefaultPartitions        = kafkautil.Partitions
+	DefaultReplicationFactor = kafkautil.ReplicationFactor
 	DefaultMaxAttempts       = 3
 	DefaultRetryBackoff      = 100 * time.Millisecond
 	DefaultMaxRetryBackoff   = 5 * time.Second

@@ -11,6 +11,17 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
+// The event topic's contract, shared by the relay (writer), the consumer
+// (reader) and the embedded broker: defined once so they cannot drift.
+const (
+	// Topic is the default order-event topic.
+	Topic = "wxpayd.order-events"
+	// Partitions is the partition count of the topic when wxpayd creates it.
+	Partitions = 6
+	// ReplicationFactor is its replication factor when wxpayd creates it.
+	ReplicationFactor = 1
+)
+
 // EnsureTopics creates each topic with the given partitions and replication
 // factor unless it exists. kafka-go's Client routes CreateTopics to the
 // controller. It uses its own Transport so its metadata cache is nobody
