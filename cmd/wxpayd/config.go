@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wxpayd/wxpayd/sink/relay"
 )
 
 // Every setting is an environment variable and a flag of the same name in
@@ -44,7 +46,7 @@ var settings = []setting{
 	{"WXPAYD_ORDER_TTL", "15m", "unpaid order lifetime before it is closed and its stock released"},
 	{"WXPAYD_PREPAY_QPS", "600", "per-merchant prepay calls per second (WeChat's limit; -1 = unlimited)"},
 	{"WXPAYD_KAFKA_BROKERS", "", "comma-separated Kafka brokers; empty runs an embedded Kafka-protocol broker"},
-	{"WXPAYD_KAFKA_TOPIC", "wxpayd.order-events", "Kafka topic of order events"},
+	{"WXPAYD_KAFKA_TOPIC", relay.DefaultTopic, "Kafka topic of order events"},
 	{"WXPAYD_CLICKHOUSE_ADDR", "", "ClickHouse native address; when set the sink runs in this process"},
 	{"WXPAYD_RSA_BACKEND", "auto", "RSA backend: auto (OpenSSL if libcrypto loads), go, openssl"},
 	{"WXPAYD_OPENSSL_LIB", "", "libcrypto to load (default libcrypto.so.3)"},
