@@ -258,46 +258,10 @@ func TestClusterFlashSale(t *testing.T) {
 		otn, sku := k.(string), v.(string)
 		_, wantPaid := simPaid.Load(otn)
 		via := nodes[int(seq.Add(1))%3]
-		for {
-			st, body := call(hc, "GET", via.base+"/admin/v1/orders/"+otn, clusterAdmin, "")
-			var v struct {
-				Order struct {
-					State string `json:"state"`
-				} `json:"order"`
-				Events []struct {
-					Type string `json:"type"`
-					Seq  uint64 `json:"seq"`
-				} `json:"events"`
-			}
-			_ = json.Unmarshal(body, &v)
-			if (st != 200 || wantPaid && v.Order.State != "PAID") && time.Now().Before(deadline) {
-				time.Sleep(100 * time.Millisecond)
-				continue
-			}
-			if st != 200 {
-				t.Errorf("acknowledged order %s: %d %s", otn, st, body)
-				return true
-			}
-			if wantPaid && v.Order.State != "PAID" {
-				t.Errorf("order %s was paid at WeChat but is %s", otn, v.Order.State)
-			}
-			paid := 0
-			for i, e := range v.Events {
-				if e.Seq != uint64(i+1) {
-					t.Errorf("order %s: event %d has seq %d", otn, i, e.Seq)
-				}
-				if e.Type == "order.paid" {
-					paid++
-				}
-			}
-			if paid > 1 {
-				t.Errorf("order %s paid %d times", otn, paid)
-			}
-			if v.Order.State == "PAID" {
-				paidPerSKU[sku]++
-			}
-			return true
+		if auditOrder(t, hc, via.base, clusterAdmin, otn, wantPaid, deadline) == "PAID" {
+			paidPerSKU[sku]++
 		}
+		return true
 	})
 	for i, sku := range skus {
 		var view struct{ Stock, Left, Reserved, Sold int64 }

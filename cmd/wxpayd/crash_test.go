@@ -109,46 +109,10 @@ func TestCrashUnderLoad(t *testing.T) {
 	created.Range(func(k, _ any) bool {
 		otn := k.(string)
 		_, wantPaid := simPaid.Load(otn)
-		for {
-			st, b := call(hc, "GET", base+"/admin/v1/orders/"+otn, "crash-admin-token-0123456789", "")
-			if st != 200 {
-				t.Errorf("acknowledged order %s: %d %s", otn, st, b)
-				return true
-			}
-			var v struct {
-				Order struct {
-					State string `json:"state"`
-				} `json:"order"`
-				Events []struct {
-					Type string `json:"type"`
-					Seq  uint64 `json:"seq"`
-				} `json:"events"`
-			}
-			_ = json.Unmarshal(b, &v)
-			if wantPaid && v.Order.State != "PAID" && time.Now().Before(deadline) {
-				time.Sleep(100 * time.Millisecond) // WeChat's retries are still coming
-				continue
-			}
-			if wantPaid && v.Order.State != "PAID" {
-				t.Errorf("order %s was paid at WeChat but is %s", otn, v.Order.State)
-			}
-			paid := 0
-			for i, e := range v.Events {
-				if e.Seq != uint64(i+1) {
-					t.Errorf("order %s: event %d has seq %d", otn, i, e.Seq)
-				}
-				if e.Type == "order.paid" {
-					paid++
-				}
-			}
-			if paid > 1 {
-				t.Errorf("order %s paid %d times", otn, paid)
-			}
-			if v.Order.State == "PAID" {
-				paidOrders++
-			}
-			return true
+		if auditOrder(t, hc, base, "crash-admin-token-0123456789", otn, wantPaid, deadline) == "PAID" {
+			paidOrders++
 		}
+		return true
 	})
 	st, b := call(hc, "GET", base+"/admin/v1/skus/crash", "crash-admin-token-0123456789", "")
 	var sku struct{ Stock, Left, Reserved, Sold int64 }
@@ -161,6 +125,51 @@ func TestCrashUnderLoad(t *testing.T) {
 	}
 	if sku.Sold != int64(paidOrders) {
 		t.Errorf("sold %d but %d orders are PAID", sku.Sold, paidOrders)
+	}
+}
+
+// auditOrder reads an order through base (retrying a failed read, and a
+// paid order that is not PAID yet, until deadline: nodes restart and
+// WeChat's retries take a moment) and checks its history: seqs 1..n with
+// no gap, and at most one order.paid. It returns the state it read last.
+func auditOrder(t *testing.T, hc *http.Client, base, adminToken, otn string, wantPaid bool, deadline time.Time) string {
+	t.Helper()
+	for {
+		st, b := call(hc, "GET", base+"/admin/v1/orders/"+otn, adminToken, "")
+		var v struct {
+			Order struct {
+				State string `json:"state"`
+			} `json:"order"`
+			Events []struct {
+				Type string `json:"type"`
+				Seq  uint64 `json:"seq"`
+			} `json:"events"`
+		}
+		_ = json.Unmarshal(b, &v)
+		if (st != 200 || wantPaid && v.Order.State != "PAID") && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if st != 200 {
+			t.Errorf("acknowledged order %s: %d %s", otn, st, b)
+			return ""
+		}
+		if wantPaid && v.Order.State != "PAID" {
+			t.Errorf("order %s was paid at WeChat but is %s", otn, v.Order.State)
+		}
+		paid := 0
+		for i, e := range v.Events {
+			if e.Seq != uint64(i+1) {
+				t.Errorf("order %s: event %d has seq %d", otn, i, e.Seq)
+			}
+			if e.Type == "order.paid" {
+				paid++
+			}
+		}
+		if paid > 1 {
+			t.Errorf("order %s paid %d times", otn, paid)
+		}
+		return v.Order.State
 	}
 }
 
