@@ -3,16 +3,15 @@ package wxpay
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/md5"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding"
 	"encoding/hex"
 	"fmt"
-	"hash"
+	"math/bits"
 	"slices"
 	"strings"
-	"sync"
 )
 
 // V2SignType names an APIv2 signature algorithm exactly as it appears in the
@@ -39,10 +38,9 @@ const (
 // refund req_info decryption. It is safe for concurrent use and never shows
 // the key when printed.
 type V2Key struct {
-	hmacKey []byte // the APIv2 key
-	suffix  []byte // "key=<APIv2 key>", the tail of every signed string
-	ecb     cipher.Block
-	hmacs   sync.Pool // hash.Hash: HMAC-SHA256 keyed by hmacKey, Reset before use
+	suffix     []byte // "key=<APIv2 key>", the tail of every signed string
+	ipad, opad []byte // HMAC-SHA256 states after the key blocks (v2HMACStates)
+	ecb        cipher.Block
 }
 
 // NewV2Key prepares the merchant's APIv2 key (32 bytes as set in the merchant
@@ -52,7 +50,8 @@ func NewV2Key(key []byte) (*V2Key, error) {
 	if len(key) == 0 {
 		return nil, fmt.Errorf("%w: APIv2 key", ErrMissingField)
 	}
-	k := &V2Key{hmacKey: slices.Clone(key)}
+	k := &V2Key{}
+	k.ipad, k.opad = v2HMACStates(key)
 	k.suffix = append(append(make([]byte, 0, 4+len(key)), "key="...), key...)
 	// req_info key: the 32 ASCII bytes of the lower-case hex MD5 of the key.
 	sum := md5.Sum(key)
@@ -63,7 +62,6 @@ func NewV2Key(key []byte) (*V2Key, error) {
 		return nil, fmt.Errorf("wxpay: APIv2 req_info cipher: %w", err)
 	}
 	k.ecb = block
-	k.hmacs.New = func() any { return hmac.New(sha256.New, k.hmacKey) }
 	return k, nil
 }
 
@@ -155,46 +153,147 @@ func v2SignEqual(want []byte, got string) bool {
 	return subtle.ConstantTimeCompare(want, g[:len(want)]) == 1
 }
 
+// v2StackMsg is the longest string to sign built on the stack; longer ones
+// (a big detail field) use a pooled buffer.
+const v2StackMsg = 512
+
 // signParams writes the upper-case hex signature of params into out and
-// returns its length.
+// returns its length. Parameters are gathered into arrays on its own stack
+// (stores through a pointer would need GC write barriers), their keys
+// insertion-sorted by name as the map is read: each key holds the first seven
+// bytes of a name, zero-padded, above its 8-bit index in kv. Zero-padded
+// prefixes that differ order their names the same way as the names do, so
+// only equal prefixes (coupon_fee_0, coupon_fee_1, ...) compare whole names.
 func (k *V2Key) signParams(params map[string]string, t V2SignType, out *[v2HMACHexLen]byte) (int, error) {
 	if !t.valid() {
 		return 0, errV2SignType(t)
 	}
+	if len(params) > v2StackFields {
+		return k.signSorted(params, t, out), nil
+	}
+	var keys [v2StackFields]uint64
+	var kv [v2StackFields]v2KV
+	n, size := 0, len(k.suffix)
+	for name, v := range params {
+		if !v2SignsParam(name, v) {
+			continue
+		}
+		kv[n] = v2KV{name, v}
+		key := v2NamePrefix(name)<<8 | uint64(n)
+		j := n
+		for ; j > 0; j-- {
+			prev := keys[j-1]
+			if prev>>8 < key>>8 || prev>>8 == key>>8 && kv[uint8(prev)].k < name {
+				break
+			}
+			keys[j] = prev
+		}
+		keys[j] = key
+		n++
+		size += len(name) + len(v) + 2
+	}
+
+	var stack [v2StackMsg]byte
+	var bp *[]byte
+	b := stack[:]
+	if size > len(stack) {
+		bp = getBuf()
+		*bp = slices.Grow(*bp, size)
+		b = (*bp)[:size]
+	}
+	off := 0
+	for _, key := range keys[:n] {
+		p := &kv[uint8(key)]
+		off += copy(b[off:], p.k)
+		b[off] = '='
+		off++
+		off += copy(b[off:], p.v)
+		b[off] = '&'
+		off++
+	}
+	copy(b[off:], k.suffix)
+	hexLen := k.digestHex(b[:size], t, out)
+	if bp != nil {
+		putBuf(bp)
+	}
+	return hexLen, nil
+}
+
+// signSorted is signParams for maps too large for its arrays.
+func (k *V2Key) signSorted(params map[string]string, t V2SignType, out *[v2HMACHexLen]byte) int {
 	var st v2Sorter
 	sorted, size := st.sort(params, true)
-
 	bp := getBuf()
-	b := slices.Grow((*bp)[:0], size+len(k.suffix)+sha256.Size)
-	for i := range sorted {
-		p := &sorted[i]
-		b = append(b, p.k...)
-		b = append(b, '=')
-		b = append(b, p.v...)
-		b = append(b, '&')
+	b := slices.Grow((*bp)[:0], size+len(k.suffix))
+	for _, p := range sorted {
+		b = append(append(append(append(b, p.k...), '='), p.v...), '&')
 	}
 	b = append(b, k.suffix...)
 	n := k.digestHex(b, t, out)
 	*bp = b
 	putBuf(bp)
-	return n, nil
+	return n
 }
 
+// v2SignsParam reports whether a parameter is signed: it has a value and is not
+// the signature itself.
+func v2SignsParam(name, v string) bool { return v != "" && name != "sign" }
+
 // digestHex hashes msg (the full string to sign, key included) with t, which
-// must be valid, and writes upper-case hex into out. For HMAC the digest is
-// appended to msg's spare capacity, so msg must be a scratch buffer.
+// must be valid, and writes upper-case hex into out.
 func (k *V2Key) digestHex(msg []byte, t V2SignType, out *[v2HMACHexLen]byte) int {
 	if t == V2SignMD5 {
 		sum := md5.Sum(msg)
 		return upperHex(out[:], sum[:])
 	}
-	h := k.hmacs.Get().(hash.Hash)
-	h.Reset()
+	var sum [sha256.Size]byte
+	k.hmacSHA256(msg, &sum)
+	return upperHex(out[:], sum[:])
+}
+
+// v2HMACStates returns the SHA-256 states after the HMAC inner and outer key
+// blocks (RFC 2104), as MarshalBinary writes them. Restoring a state is much
+// cheaper than hashing a block; the states are as secret as the key.
+func v2HMACStates(key []byte) (inner, outer []byte) {
+	var k0 [sha256.BlockSize]byte
+	if len(key) > len(k0) {
+		d := sha256.Sum256(key)
+		copy(k0[:], d[:])
+	} else {
+		copy(k0[:], key)
+	}
+	state := func(pad byte) []byte {
+		var block [sha256.BlockSize]byte
+		for i, c := range k0 {
+			block[i] = c ^ pad
+		}
+		h := sha256.New()
+		h.Write(block[:])
+		s, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			panic("wxpay: SHA-256 state does not marshal: " + err.Error())
+		}
+		return s
+	}
+	return state(0x36), state(0x5c)
+}
+
+// hmacSHA256 writes HMAC-SHA256(key, msg) into sum. Its SHA-256 digest is a
+// concrete value the compiler keeps on the stack, so neither it nor msg
+// escapes, unlike a pooled hash.Hash.
+func (k *V2Key) hmacSHA256(msg []byte, sum *[sha256.Size]byte) {
+	h := sha256.New()
+	restore := h.(encoding.BinaryUnmarshaler)
+	if err := restore.UnmarshalBinary(k.ipad); err != nil {
+		panic("wxpay: SHA-256 state does not unmarshal: " + err.Error())
+	}
 	h.Write(msg)
-	sum := h.Sum(msg[len(msg):len(msg)])
-	n := upperHex(out[:], sum)
-	k.hmacs.Put(h)
-	return n
+	h.Sum(sum[:0])
+	if err := restore.UnmarshalBinary(k.opad); err != nil {
+		panic("wxpay: SHA-256 state does not unmarshal: " + err.Error())
+	}
+	h.Write(sum[:])
+	h.Sum(sum[:0])
 }
 
 const upperHexDigits = "0123456789ABCDEF"
@@ -210,82 +309,41 @@ func upperHex(dst, src []byte) int {
 // v2KV is one parameter.
 type v2KV struct{ k, v string }
 
-// v2StackFields is how many parameters v2Sorter holds before its slices move
-// to the heap; real documents have fewer than 32.
+// v2StackFields is how many parameters signParams and v2Sorter sort on their
+// user's stack; real documents have fewer than 32.
 const v2StackFields = 32
 
 // v2Sorter puts parameters in name order without allocating for ordinary
-// documents. Sorting moves only integers: each key holds the first six bytes
-// of a name, zero-padded, above a 16-bit index. Zero-padded prefixes that
-// differ order their names the same way as the names do, so only runs of
-// equal prefixes (coupon_fee_0, coupon_id_0, ...) are then sorted by full
-// name. A v2Sorter lives on its user's stack.
+// documents. A v2Sorter lives on its user's stack.
 type v2Sorter struct {
-	keys [v2StackFields]uint64
-	in   [v2StackFields]v2KV
-	out  [v2StackFields]v2KV
+	kv [v2StackFields]v2KV
 }
 
-// sort collects params (for signing, those with a non-empty value other than
-// sign; otherwise those named as XML names) and returns them in name order,
-// with the total length of names and values plus two bytes per parameter.
+// sort collects params (for signing, those v2SignsParam accepts; otherwise those named as
+// XML names) and returns them in name order, with the total length of names
+// and values plus two bytes per parameter.
 func (st *v2Sorter) sort(params map[string]string, signing bool) (sorted []v2KV, size int) {
-	in := st.in[:0]
+	sorted = st.kv[:0]
 	for name, v := range params {
-		if signing && (v == "" || name == "sign") || !signing && !validXMLName(name) {
+		if signing && !v2SignsParam(name, v) || !signing && !validXMLName(name) {
 			continue
 		}
-		in = append(in, v2KV{name, v})
+		sorted = append(sorted, v2KV{name, v})
 		size += len(name) + len(v) + 2
 	}
-	if len(in) > 1<<16 { // not a real document: sort the strings themselves
-		slices.SortFunc(in, func(a, b v2KV) int { return strings.Compare(a.k, b.k) })
-		return in, size
-	}
-	keys := st.keys[:0]
-	for i := range in {
-		keys = append(keys, v2NamePrefix(in[i].k)<<16|uint64(i))
-	}
-	slices.Sort(keys)
-	for i := 0; i < len(keys); {
-		j := i + 1
-		for j < len(keys) && keys[j]>>16 == keys[i]>>16 {
-			j++
-		}
-		run := keys[i:j]
-		switch {
-		case len(run) > 12: // hostile documents can share one prefix thousands of times
-			slices.SortFunc(run, func(a, b uint64) int { return strings.Compare(in[uint16(a)].k, in[uint16(b)].k) })
-		case len(run) > 1: // same prefix: order by the whole name
-			for a := 1; a < len(run); a++ {
-				x := run[a]
-				b := a
-				for b > 0 && in[uint16(x)].k < in[uint16(run[b-1])].k {
-					run[b] = run[b-1]
-					b--
-				}
-				run[b] = x
-			}
-		}
-		i = j
-	}
-	sorted = st.out[:0]
-	for _, key := range keys {
-		sorted = append(sorted, in[uint16(key)])
-	}
+	slices.SortFunc(sorted, func(a, b v2KV) int { return strings.Compare(a.k, b.k) })
 	return sorted, size
 }
 
-// v2NamePrefix returns the first six bytes of s, zero-padded, as a
+// v2NamePrefix returns the first seven bytes of s, zero-padded, as a
 // big-endian integer.
 func v2NamePrefix(s string) uint64 {
-	if len(s) >= 6 {
-		return uint64(s[0])<<40 | uint64(s[1])<<32 | uint64(s[2])<<24 |
-			uint64(s[3])<<16 | uint64(s[4])<<8 | uint64(s[5])
+	if len(s) >= 8 {
+		return bits.ReverseBytes64(load64(s, 0)) >> 8
 	}
 	var p uint64
-	for i := 0; i < len(s); i++ {
-		p |= uint64(s[i]) << (40 - 8*i)
+	for i := 0; i < len(s) && i < 7; i++ {
+		p |= uint64(s[i]) << (48 - 8*i)
 	}
 	return p
 }
