@@ -3,6 +3,7 @@ package wxpay
 import (
 	"bytes"
 	"crypto/aes"
+	"crypto/hmac"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
@@ -704,6 +705,34 @@ func TestV2RoundTrips(t *testing.T) {
 			t.Fatalf("Sign(nil) = %s, want %s", got, sum)
 		}
 	})
+}
+
+func TestV2HMACKeyLengths(t *testing.T) {
+	t.Parallel()
+	p := v2K6Params()
+	for _, n := range []int{1, 32, 63, 64, 65, 200} {
+		t.Run(fmt.Sprintf("a %d-byte key signs as crypto/hmac does", n), func(t *testing.T) {
+			key := strings.Repeat("k", n)
+			m := hmac.New(sha256.New, []byte(key))
+			m.Write([]byte(v2RefSignString(p, key)))
+			want := strings.ToUpper(hex.EncodeToString(m.Sum(nil)))
+			if got, err := v2MustKey(t, key).Sign(p, V2SignHMACSHA256); err != nil || got != want {
+				t.Fatalf("Sign = %s, %v; want %s", got, err, want)
+			}
+		})
+	}
+}
+
+func TestV2UpperHex(t *testing.T) {
+	t.Parallel()
+	src := make([]byte, 256)
+	for i := range src {
+		src[i] = byte(i)
+	}
+	dst := make([]byte, 2*len(src))
+	if n := upperHex(dst, src); n != len(dst) || string(dst) != strings.ToUpper(hex.EncodeToString(src)) {
+		t.Fatalf("upperHex = %d, %s", n, dst)
+	}
 }
 
 func TestV2KeyDoesNotPrint(t *testing.T) {

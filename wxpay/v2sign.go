@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"math/bits"
@@ -181,12 +182,12 @@ func (k *V2Key) signParams(params map[string]string, t V2SignType, out *[v2HMACH
 		kv[n] = v2KV{name, v}
 		key := v2NamePrefix(name)<<8 | uint64(n)
 		j := n
-		for ; j > 0; j-- {
-			prev := keys[j-1]
-			if prev>>8 < key>>8 || prev>>8 == key>>8 && kv[uint8(prev)].k < name {
-				break
-			}
-			keys[j] = prev
+		for ; j > 0 && keys[j-1] > key; j-- {
+			keys[j] = keys[j-1]
+		}
+		// keys[j-1] has a smaller prefix, or the same and a smaller index.
+		for ; j > 0 && keys[j-1]>>8 == key>>8 && kv[uint8(keys[j-1])].k > name; j-- {
+			keys[j] = keys[j-1]
 		}
 		keys[j] = key
 		n++
@@ -296,12 +297,18 @@ func (k *V2Key) hmacSHA256(msg []byte, sum *[sha256.Size]byte) {
 	h.Sum(sum[:0])
 }
 
-const upperHexDigits = "0123456789ABCDEF"
-
+// upperHex writes src, whose length is a multiple of four, into dst as
+// upper-case hex and returns the length written. It converts four bytes at a
+// time inside a 64-bit word: each byte is spread into a 16-bit lane holding
+// its two nibbles, and a nibble n becomes '0'+n, plus 7 when n > 9.
 func upperHex(dst, src []byte) int {
-	for i, c := range src {
-		dst[2*i] = upperHexDigits[c>>4]
-		dst[2*i+1] = upperHexDigits[c&0x0f]
+	for i := 0; i+4 <= len(src); i += 4 {
+		w := uint64(binary.BigEndian.Uint32(src[i:]))
+		w = (w | w<<16) & 0x0000ffff0000ffff
+		w = (w | w<<8) & 0x00ff00ff00ff00ff
+		w = (w<<4)&0x0f000f000f000f00 | w&0x000f000f000f000f
+		letters := (w + 0x0606060606060606) >> 4 & 0x0101010101010101
+		binary.BigEndian.PutUint64(dst[2*i:], w+0x3030303030303030+7*letters)
 	}
 	return 2 * len(src)
 }
