@@ -798,6 +798,13 @@ func TestV2SignOrder(t *testing.T) {
 			check(t, p)
 		}
 	})
+	t.Run("strings to sign longer than the pooled buffer are signed whole", func(t *testing.T) {
+		for _, n := range []int{1000, 5000, 70 << 10, 100} {
+			p := v2K6Params()
+			p["detail"] = strings.Repeat("d", n)
+			check(t, p)
+		}
+	})
 	t.Run("thousands of names sharing a prefix sort by the whole name", func(t *testing.T) {
 		p := make(map[string]string, 5000)
 		for i := range 5000 {

@@ -13,6 +13,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // V2SignType names an APIv2 signature algorithm exactly as it appears in the
@@ -154,26 +155,22 @@ func v2SignEqual(want []byte, got string) bool {
 	return subtle.ConstantTimeCompare(want, g[:len(want)]) == 1
 }
 
-// v2StackMsg is the longest string to sign built on the stack; longer ones
-// (a big detail field) use a pooled buffer.
-const v2StackMsg = 512
-
 // signParams writes the upper-case hex signature of params into out and
-// returns its length. Parameters are gathered into arrays on its own stack
-// (stores through a pointer would need GC write barriers), their keys
-// insertion-sorted by name as the map is read: each key holds the first seven
-// bytes of a name, zero-padded, above its 8-bit index in kv. Zero-padded
-// prefixes that differ order their names the same way as the names do, so
-// only equal prefixes (coupon_fee_0, coupon_fee_1, ...) compare whole names.
+// returns its length. Parameters are gathered into a pooled v2Scratch (no
+// per-call zeroing, unlike arrays on the stack), their keys insertion-sorted
+// by name as the map is read: each key holds the first seven bytes of a name,
+// zero-padded, above its 8-bit index in kv. Zero-padded prefixes that differ
+// order their names the same way as the names do, so only equal prefixes
+// (coupon_fee_0, coupon_fee_1, ...) compare whole names.
 func (k *V2Key) signParams(params map[string]string, t V2SignType, out *[v2HMACHexLen]byte) (int, error) {
 	if !t.valid() {
 		return 0, errV2SignType(t)
 	}
-	if len(params) > v2StackFields {
+	if len(params) > v2ScratchFields {
 		return k.signSorted(params, t, out), nil
 	}
-	var keys [v2StackFields]uint64
-	var kv [v2StackFields]v2KV
+	sc := v2Scratches.Get().(*v2Scratch)
+	keys, kv := &sc.keys, &sc.kv
 	n, size := 0, len(k.suffix)
 	for name, v := range params {
 		if !v2SignsParam(name, v) {
@@ -194,14 +191,14 @@ func (k *V2Key) signParams(params map[string]string, t V2SignType, out *[v2HMACH
 		size += len(name) + len(v) + 2
 	}
 
-	var stack [v2StackMsg]byte
-	var bp *[]byte
-	b := stack[:]
-	if size > len(stack) {
-		bp = getBuf()
-		*bp = slices.Grow(*bp, size)
-		b = (*bp)[:size]
+	b := sc.msg
+	if size > cap(b) {
+		b = make([]byte, max(size, 1024))
+		if size <= v2ScratchMsgMax {
+			sc.msg = b
+		}
 	}
+	b = b[:size]
 	off := 0
 	for _, key := range keys[:n] {
 		p := &kv[uint8(key)]
@@ -213,12 +210,28 @@ func (k *V2Key) signParams(params map[string]string, t V2SignType, out *[v2HMACH
 		off++
 	}
 	copy(b[off:], k.suffix)
-	hexLen := k.digestHex(b[:size], t, out)
-	if bp != nil {
-		putBuf(bp)
-	}
+	hexLen := k.digestHex(b, t, out)
+	clear(kv[:n]) // do not keep the caller's strings alive
+	v2Scratches.Put(sc)
 	return hexLen, nil
 }
+
+// v2ScratchFields is how many parameters signParams sorts in a v2Scratch;
+// real documents have far fewer. Larger maps are sorted on the heap.
+const v2ScratchFields = 64
+
+// v2ScratchMsgMax is the longest string to sign a v2Scratch keeps a buffer
+// for; a longer one (a huge detail field) gets a buffer of its own.
+const v2ScratchMsgMax = 64 << 10
+
+// v2Scratch is signParams' working memory, reused through v2Scratches.
+type v2Scratch struct {
+	keys [v2ScratchFields]uint64 // name prefix << 8 | index into kv
+	kv   [v2ScratchFields]v2KV
+	msg  []byte // the string to sign
+}
+
+var v2Scratches = sync.Pool{New: func() any { return new(v2Scratch) }}
 
 // signSorted is signParams for maps too large for its arrays.
 func (k *V2Key) signSorted(params map[string]string, t V2SignType, out *[v2HMACHexLen]byte) int {
@@ -316,8 +329,8 @@ func upperHex(dst, src []byte) int {
 // v2KV is one parameter.
 type v2KV struct{ k, v string }
 
-// v2StackFields is how many parameters signParams and v2Sorter sort on their
-// user's stack; real documents have fewer than 32.
+// v2StackFields is how many parameters v2Sorter sorts on its user's stack;
+// real documents have fewer than 32.
 const v2StackFields = 32
 
 // v2Sorter puts parameters in name order without allocating for ordinary
