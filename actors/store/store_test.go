@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -170,5 +172,43 @@ func TestConcurrentWritesAllReachTheOutbox(t *testing.T) {
 			}
 		}
 		t.Fatalf("relay saw %d of %d events; cursor %d; outbox holds %d; first missing %v", len(seen), n, after, len(all), missing[:min(10, len(missing))])
+	}
+}
+
+// Pebble reserves its memtables' memory in the block cache; a cache no
+// larger than them keeps nothing, and every order load after a flush reads
+// and decompresses its block again. More than a memtable of orders, then
+// each read twice: the second pass must hit the cache.
+func TestBlockCacheSurvivesMemtables(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{NoSync: true, CacheBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	desc := strings.Repeat("d", 1000)
+	n := 2 * memTableBytes / 1100
+	for i := 0; i < n; i++ {
+		w := s.NewWrite()
+		w.PutOrder(&Order{OutTradeNo: fmt.Sprintf("o%08d", i), State: StatePrepaid, Description: desc})
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	read := func() {
+		for i := n - 4000; i < n; i++ {
+			if _, ok, err := s.GetOrder(fmt.Sprintf("o%08d", i)); !ok || err != nil {
+				t.Fatal(ok, err)
+			}
+		}
+	}
+	read()
+	before := s.Metrics().BlockCache
+	read()
+	after := s.Metrics().BlockCache
+	if hits, misses := after.Hits-before.Hits, after.Misses-before.Misses; hits < 4*misses {
+		t.Fatalf("second pass: %d cache hits, %d misses (cache %+v)", hits, misses, after)
 	}
 }
