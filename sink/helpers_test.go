@@ -123,11 +123,7 @@ func events(prefix string, n int) ([]event.Event, [][]byte) {
 	}
 	enc := make([][]byte, len(evs))
 	for i := range evs {
-		b, err := event.Encode(&evs[i])
-		if err != nil {
-			panic(err)
-		}
-		enc[i] = b
+		enc[i] = event.Encode(&evs[i])
 	}
 	return evs, enc
 }

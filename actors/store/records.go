@@ -1,7 +1,9 @@
 package store
 
-// Records kept in the store. They are JSON-encoded: the order record is a
-// few hundred bytes and encoding costs microseconds next to an fsync.
+import "github.com/wxpayd/wxpayd/internal/jsonw"
+
+// Records kept in the store. They are JSON-encoded (a few hundred bytes for
+// an order record), which keeps them readable with any tool.
 
 // State is an order state. The names are a contract (API, events, analysts).
 type State string
@@ -96,4 +98,82 @@ type Reservation struct {
 	// settled by release/commit messages or reconciled with the order's
 	// node. Zero for reservations written with the order.
 	HeldMs int64 `json:"held_ms,omitempty"`
+}
+
+// The records written on every transition are encoded without reflection;
+// each appender writes exactly what encoding/json's Marshal writes for the
+// struct (records_test.go compares them), so reading with encoding/json
+// stays correct.
+
+func appendOrder(dst []byte, r *Order) []byte {
+	o := jsonw.Open(dst)
+	o.Str("out_trade_no", r.OutTradeNo)
+	o.Uint("seq", r.Seq)
+	o.Str("state", string(r.State))
+	o.Str("openid", r.OpenID)
+	o.Str("sku", r.SKU)
+	o.Str("description", r.Description)
+	o.Int("quantity", r.Quantity)
+	o.Int("total", r.Total)
+	o.Str("currency", r.Currency)
+	o.StrOmit("idempotency_key", r.IdemKey)
+	o.StrOmit("prepay_id", r.PrepayID)
+	o.IntOmit("prepay_latency_us", r.PrepayMicros)
+	o.StrOmit("fail_code", r.FailCode)
+	o.StrOmit("transaction_id", r.TransactionID)
+	o.Int("created_ms", r.CreatedMs)
+	o.IntOmit("prepaid_ms", r.PrepaidMs)
+	o.IntOmit("paid_ms", r.PaidMs)
+	o.IntOmit("closed_ms", r.ClosedMs)
+	o.Int("expires_ms", r.ExpiresMs)
+	o.IntOmit("next_tick_ms", r.NextTickMs)
+	o.IntOmit("queries", int64(r.Queries))
+	o.IntOmit("refunded", r.RefundedFen)
+	if len(r.Refunds) > 0 {
+		o.Raw("refunds", func(b []byte) []byte {
+			b = append(b, '[')
+			for i := range r.Refunds {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendRefund(b, &r.Refunds[i])
+			}
+			return append(b, ']')
+		})
+	}
+	o.StrsOmit("notify_ids", r.NotifyIDs)
+	o.StrsOmit("alerts", r.Alerts)
+	return o.Close()
+}
+
+func appendRefund(dst []byte, r *Refund) []byte {
+	o := jsonw.Open(dst)
+	o.Str("out_refund_no", r.OutRefundNo)
+	o.Int("amount", r.Amount)
+	o.StrOmit("reason", r.Reason)
+	o.Str("status", r.Status)
+	o.StrOmit("refund_id", r.RefundID)
+	o.Int("created_ms", r.CreatedMs)
+	o.IntOmit("done_ms", r.DoneMs)
+	return o.Close()
+}
+
+func appendReservation(dst []byte, r *Reservation) []byte {
+	o := jsonw.Open(dst)
+	o.Str("openid", r.OpenID)
+	o.Int("quantity", r.Quantity)
+	o.BoolOmit("sold", r.Sold)
+	o.IntOmit("held_ms", r.HeldMs)
+	return o.Close()
+}
+
+func appendSKU(dst []byte, k *SKU) []byte {
+	o := jsonw.Open(dst)
+	o.Str("sku", k.SKU)
+	o.Str("description", k.Description)
+	o.Int("price", k.Price)
+	o.Int("stock", k.Stock)
+	o.Int("per_buyer_limit", k.PerBuyerLimit)
+	o.Int("updated_ms", k.UpdatedMs)
+	return o.Close()
 }

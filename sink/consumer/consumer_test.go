@@ -56,7 +56,7 @@ func produce(t *testing.T, brokers []string, topic string, values ...[]byte) {
 func encode(evs []event.Event) [][]byte {
 	out := make([][]byte, len(evs))
 	for i := range evs {
-		out[i], _ = event.Encode(&evs[i])
+		out[i] = event.Encode(&evs[i])
 	}
 	return out
 }
