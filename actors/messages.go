@@ -83,6 +83,15 @@ type RefundDone struct {
 	Err         error
 }
 
+// call is System.Request's envelope: the message and the channel its one
+// reply goes to. A channel instead of a protoactor future saves each request
+// a process-registry entry, a timer and their garbage.
+type call struct {
+	msg   OrderMessage
+	reply chan *Reply // buffered (1): the actor never blocks answering
+}
+
+func (m *call) orderKey() string            { return m.msg.orderKey() }
 func (m *Create) orderKey() string          { return m.OutTradeNo }
 func (m *PrepayDone) orderKey() string      { return m.OutTradeNo }
 func (m *Get) orderKey() string             { return m.OutTradeNo }

@@ -22,9 +22,28 @@ type orderActor struct {
 	exists    bool
 	loadErr   error
 	processed uint64
-	inflight  int                   // background WeChat calls not yet answered
-	waiting   map[string]*actor.PID // out_refund_no → admin waiting for the refund call
-	queries   int                   // active queries made since load (backoff)
+	inflight  int                // background WeChat calls not yet answered
+	waiting   map[string]replyTo // out_refund_no → admin waiting for the refund call
+	queries   int                // active queries made since load (backoff)
+	reply     replyTo            // who waits for the message being handled
+}
+
+// replyTo is where an answer goes: the channel of a System.Request, or the
+// sender of a protoactor request; neither for a plain send.
+type replyTo struct {
+	ch  chan *Reply
+	pid *actor.PID
+}
+
+func (r replyTo) none() bool { return r.ch == nil && r.pid == nil }
+
+func (r replyTo) send(ctx actor.Context, rep *Reply) {
+	switch {
+	case r.ch != nil:
+		r.ch <- rep
+	case r.pid != nil:
+		ctx.Send(r.pid, rep)
+	}
 }
 
 func newOrderActor(s *System, key string, manager *actor.PID) actor.Actor {
@@ -43,7 +62,12 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		}
 	case OrderMessage:
 		a.processed++
+		a.reply = replyTo{pid: ctx.Sender()}
+		if c, ok := msg.(*call); ok {
+			msg, a.reply = c.msg, replyTo{ch: c.reply}
+		}
 		a.handle(ctx, msg)
+		a.reply = replyTo{}
 	}
 }
 
@@ -52,10 +76,10 @@ func (a *orderActor) env() Env {
 	return Env{Now: c.Now(), AppID: c.AppID, MchID: c.MchID, QueryAfter: c.QueryAfter, CloseGrace: c.CloseGrace}
 }
 
+// respond answers the message being handled, once.
 func (a *orderActor) respond(ctx actor.Context, r *Reply) {
-	if ctx.Sender() != nil {
-		ctx.Respond(r)
-	}
+	a.reply.send(ctx, r)
+	a.reply = replyTo{}
 }
 
 func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
@@ -125,23 +149,24 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 	// Durable: now answer and act.
 	switch m := msg.(type) {
 	case *StartRefund:
-		if out.Call == callRefund && ctx.Sender() != nil {
+		if out.Call == callRefund && !a.reply.none() {
 			if a.waiting == nil {
-				a.waiting = map[string]*actor.PID{}
+				a.waiting = map[string]replyTo{}
 			}
-			a.waiting[m.OutRefundNo] = ctx.Sender()
+			a.waiting[m.OutRefundNo] = a.reply
+			a.reply = replyTo{}
 		} else {
 			a.respond(ctx, &Reply{Status: out.Status, Order: a.order, Exists: true})
 		}
 	case *RefundDone:
-		if p := a.waiting[m.OutRefundNo]; p != nil {
+		if p, ok := a.waiting[m.OutRefundNo]; ok {
 			delete(a.waiting, m.OutRefundNo)
 			r := &Reply{Status: StatusOK, Order: a.order, Exists: true}
 			if m.Err != nil {
 				r.Status = StatusConflict
 				r.Err = m.Err
 			}
-			ctx.Send(p, r)
+			p.send(ctx, r)
 		}
 	default:
 		a.respond(ctx, &Reply{Status: out.Status, Order: a.order, Exists: a.exists})
@@ -159,9 +184,9 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 			// The call queue is full: try again soon rather than drop it.
 			a.schedule(env.Now.Add(5 * time.Second))
 			if m, ok := msg.(*StartRefund); ok {
-				if p := a.waiting[m.OutRefundNo]; p != nil {
+				if p, ok := a.waiting[m.OutRefundNo]; ok {
 					delete(a.waiting, m.OutRefundNo)
-					ctx.Send(p, &Reply{Status: StatusOK, Order: a.order, Exists: true})
+					p.send(ctx, &Reply{Status: StatusOK, Order: a.order, Exists: true})
 				}
 			}
 			return

@@ -251,22 +251,33 @@ func (s *System) Request(ctx context.Context, msg OrderMessage) (Reply, error) {
 	if timeout <= 0 {
 		return Reply{}, ErrTimeout
 	}
-	res, err := s.as.Root.RequestFuture(s.managerFor(msg.orderKey()), msg, timeout).Result()
-	if err != nil {
-		if errors.Is(err, actor.ErrTimeout) {
-			return Reply{}, ErrTimeout
-		}
-		return Reply{}, fmt.Errorf("actors: request: %w", err)
+	ch := replyChans.Get().(chan *Reply)
+	s.as.Root.Send(s.managerFor(msg.orderKey()), &call{msg: msg, reply: ch})
+	// Wait on ctx alone when its deadline comes first: no timer to make.
+	var expired <-chan time.Time
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > timeout {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
 	}
-	r, ok := res.(*Reply)
-	if !ok {
-		return Reply{}, fmt.Errorf("actors: unexpected reply %T", res)
+	var r *Reply
+	select {
+	case r = <-ch:
+		replyChans.Put(ch) // answered, so empty: safe to reuse
+	case <-ctx.Done():
+		// The late answer goes to a channel nobody reuses.
+		return Reply{}, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	case <-expired:
+		return Reply{}, ErrTimeout
 	}
 	if r.Err != nil {
 		return *r, r.Err
 	}
 	return *r, nil
 }
+
+// replyChans recycles the reply channels of answered requests.
+var replyChans = sync.Pool{New: func() any { return make(chan *Reply, 1) }}
 
 // send delivers a message without waiting (timers, call results). It
 // returns false when the system is stopped or overloaded; the caller
