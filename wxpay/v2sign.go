@@ -156,40 +156,20 @@ func v2SignEqual(want []byte, got string) bool {
 }
 
 // signParams writes the upper-case hex signature of params into out and
-// returns its length. Parameters are gathered into a pooled v2Scratch (no
-// per-call zeroing, unlike arrays on the stack), their keys insertion-sorted
-// by name as the map is read: each key holds the first seven bytes of a name,
-// zero-padded, above its 8-bit index in kv. Zero-padded prefixes that differ
-// order their names the same way as the names do, so only equal prefixes
-// (coupon_fee_0, coupon_fee_1, ...) compare whole names.
+// returns its length. It works in a pooled v2Scratch, which unlike arrays on
+// the stack needs no zeroing per call.
 func (k *V2Key) signParams(params map[string]string, t V2SignType, out *[v2HMACHexLen]byte) (int, error) {
 	if !t.valid() {
 		return 0, errV2SignType(t)
 	}
-	if len(params) > v2ScratchFields {
+	sc := v2Scratches.Get().(*v2Scratch)
+	keys, kv := sc.keys[:], sc.kv[:]
+	n, size, ok := v2Collect(keys, kv, params, true)
+	if !ok {
+		v2Scratches.Put(sc)
 		return k.signSorted(params, t, out), nil
 	}
-	sc := v2Scratches.Get().(*v2Scratch)
-	keys, kv := &sc.keys, &sc.kv
-	n, size := 0, len(k.suffix)
-	for name, v := range params {
-		if !v2SignsParam(name, v) {
-			continue
-		}
-		kv[n] = v2KV{name, v}
-		key := v2NamePrefix(name)<<8 | uint64(n)
-		j := n
-		for ; j > 0 && keys[j-1] > key; j-- {
-			keys[j] = keys[j-1]
-		}
-		// keys[j-1] has a smaller prefix, or the same and a smaller index.
-		for ; j > 0 && keys[j-1]>>8 == key>>8 && kv[uint8(keys[j-1])].k > name; j-- {
-			keys[j] = keys[j-1]
-		}
-		keys[j] = key
-		n++
-		size += len(name) + len(v) + 2
-	}
+	size += len(k.suffix)
 
 	b := sc.msg
 	if size > cap(b) {
@@ -216,8 +196,9 @@ func (k *V2Key) signParams(params map[string]string, t V2SignType, out *[v2HMACH
 	return hexLen, nil
 }
 
-// v2ScratchFields is how many parameters signParams sorts in a v2Scratch;
-// real documents have far fewer. Larger maps are sorted on the heap.
+// v2ScratchFields is how many parameters signParams sorts in a v2Scratch
+// (at most 256); real documents have far fewer. Larger maps are sorted on
+// the heap.
 const v2ScratchFields = 64
 
 // v2ScratchMsgMax is the longest string to sign a v2Scratch keeps a buffer
@@ -336,23 +317,73 @@ const v2StackFields = 32
 // v2Sorter puts parameters in name order without allocating for ordinary
 // documents. A v2Sorter lives on its user's stack.
 type v2Sorter struct {
-	kv [v2StackFields]v2KV
+	keys [v2StackFields]uint64
+	kv   [v2StackFields]v2KV
 }
 
-// sort collects params (for signing, those v2SignsParam accepts; otherwise those named as
-// XML names) and returns them in name order, with the total length of names
-// and values plus two bytes per parameter.
+// sort collects params (for signing, those v2SignsParam accepts; otherwise
+// those named as XML names) and returns them in name order, with the total
+// length of names and values plus two bytes per parameter.
 func (st *v2Sorter) sort(params map[string]string, signing bool) (sorted []v2KV, size int) {
-	sorted = st.kv[:0]
-	for name, v := range params {
-		if signing && !v2SignsParam(name, v) || !signing && !validXMLName(name) {
-			continue
+	n, size, ok := v2Collect(st.keys[:], st.kv[:], params, signing)
+	if ok {
+		in := st.kv
+		for i, key := range st.keys[:n] {
+			st.kv[i] = in[uint8(key)]
 		}
-		sorted = append(sorted, v2KV{name, v})
-		size += len(name) + len(v) + 2
+		return st.kv[:n], size
+	}
+	// Not a real document: sort the strings themselves.
+	for name, v := range params {
+		if v2Collects(name, v, signing) {
+			sorted = append(sorted, v2KV{name, v})
+			size += len(name) + len(v) + 2
+		}
 	}
 	slices.SortFunc(sorted, func(a, b v2KV) int { return strings.Compare(a.k, b.k) })
 	return sorted, size
+}
+
+// v2Collects reports whether a parameter is signed or, if !signing, written
+// to XML.
+func v2Collects(name, v string, signing bool) bool {
+	if signing {
+		return v2SignsParam(name, v)
+	}
+	return validXMLName(name)
+}
+
+// v2Collect stores in kv the parameters that v2Collects accepts, and in keys
+// their names' order: each key holds the first seven bytes of a name,
+// zero-padded, above its 8-bit index in kv, and is insertion-sorted as the
+// map is read. Zero-padded prefixes that differ order their names the same
+// way as the names do, so only equal prefixes (coupon_fee_0, coupon_fee_1,
+// ...) compare whole names. It returns how many it stored and the total
+// length of their names and values plus two bytes each, or ok false, having
+// stored nothing, when params is larger than kv (at most 256).
+func v2Collect(keys []uint64, kv []v2KV, params map[string]string, signing bool) (n, size int, ok bool) {
+	if len(params) > len(kv) || len(keys) < len(kv) {
+		return 0, 0, false
+	}
+	for name, v := range params {
+		if !v2Collects(name, v, signing) {
+			continue
+		}
+		kv[n] = v2KV{name, v}
+		key := v2NamePrefix(name)<<8 | uint64(n)
+		j := n
+		for ; j > 0 && keys[j-1] > key; j-- {
+			keys[j] = keys[j-1]
+		}
+		// keys[j-1] has a smaller prefix, or the same and a smaller index.
+		for ; j > 0 && keys[j-1]>>8 == key>>8 && kv[uint8(keys[j-1])].k > name; j-- {
+			keys[j] = keys[j-1]
+		}
+		keys[j] = key
+		n++
+		size += len(name) + len(v) + 2
+	}
+	return n, size, true
 }
 
 // v2NamePrefix returns the first seven bytes of s, zero-padded, as a
