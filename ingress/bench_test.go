@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -24,6 +26,11 @@ import (
 // the machine's cores). Run side by side:
 //
 //	go test -run '^$' -bench 'HelloWorld|SoldOut|NotifyAck' -benchtime 5s -count 5 ./ingress/
+//
+// Diagnostics, by environment: WXPAYD_BENCH_CPUPROFILE=file profiles the
+// timed window of BenchmarkNotifyAck alone; WXPAYD_BENCH_STORE_METRICS=file
+// writes Pebble's metrics after it; WXPAYD_BENCH_PARALLELISM sets its
+// senders per core.
 //
 // BenchmarkSoldOut / BenchmarkHelloWorld is the bar (>= 0.5):
 // the same client sends the same request shape (POST, JSON body, bearer
@@ -86,8 +93,27 @@ func BenchmarkSoldOut(b *testing.B) {
 // payment notifications: verify, decrypt, the order actor's fsync'd PAID
 // write, 204. Orders are created and notifications signed before the
 // timer starts. It reports acks/s and the latency percentiles.
+//
+//	warm: the order's actor is still in memory (its buyer paid within the
+//	      idle time of prepay: the common case in a flash sale).
+//	cold: every order's actor has passivated, so each notification first
+//	      reloads the order from the store (a slow payer).
 func BenchmarkNotifyAck(b *testing.B) {
-	s := newStack(b, stackOpts{})
+	b.Run("warm", func(b *testing.B) { benchNotifyAck(b, time.Hour, false) })
+	b.Run("cold", func(b *testing.B) { benchNotifyAck(b, 200*time.Millisecond, true) })
+}
+
+// notifyParallelism is goroutines per GOMAXPROCS sending notifications
+// (WXPAYD_BENCH_PARALLELISM, default 16: 32 in flight on 2 cores).
+func notifyParallelism() int {
+	if p, err := strconv.Atoi(os.Getenv("WXPAYD_BENCH_PARALLELISM")); err == nil && p > 0 {
+		return p
+	}
+	return 16
+}
+
+func benchNotifyAck(b *testing.B, idle time.Duration, cold bool) {
+	s := newStack(b, stackOpts{idle: idle})
 	ctx := context.Background()
 	n := b.N
 	if _, err := s.sys.Inventory().Put(ctx, skuOf("ack", int64(n))); err != nil {
@@ -129,12 +155,27 @@ func BenchmarkNotifyAck(b *testing.B) {
 		}(i)
 	}
 	wg.Wait()
+	live := s.sys.Metrics().LiveOrders.Load()
+	if cold {
+		deadline := time.Now().Add(time.Minute)
+		for live = s.sys.Metrics().LiveOrders.Load(); live > 0 && time.Now().Before(deadline); live = s.sys.Metrics().LiveOrders.Load() {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if live > 0 {
+			b.Fatalf("%d order actors still live after a minute", live)
+		}
+	} else if live < int64(n) {
+		b.Fatalf("only %d of %d order actors live", live, n)
+	}
 	c := loadClient(s.url[len("http://"):])
 	lat := make([]time.Duration, n)
 	var next, bad atomic.Int64
-	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.SetParallelism(notifyParallelism())
+	stopProfile := profileTimed(b)
 	b.ResetTimer()
 	start := time.Now()
+	cpu0, cpuOK := processCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
@@ -157,6 +198,14 @@ func BenchmarkNotifyAck(b *testing.B) {
 	})
 	b.StopTimer()
 	took := time.Since(start)
+	cpu1, _ := processCPU()
+	stopProfile()
+	if path := os.Getenv("WXPAYD_BENCH_STORE_METRICS"); path != "" {
+		// Pebble's view after the run: LSM shape, cache hits, compactions.
+		if err := os.WriteFile(path, []byte(s.st.Metrics().String()), 0o644); err != nil {
+			b.Error(err)
+		}
+	}
 	if bad.Load() > 0 {
 		b.Fatalf("%d notifications not acknowledged", bad.Load())
 	}
@@ -165,6 +214,34 @@ func BenchmarkNotifyAck(b *testing.B) {
 	b.ReportMetric(float64(n)/took.Seconds(), "acks/s")
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
+	if cpuOK {
+		// CPU time per ack over the whole process (server and generator):
+		// unlike acks/s it does not depend on what else the machine runs.
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(n), "cpu-us/ack")
+	}
+}
+
+// profileTimed writes a CPU profile of the timed window alone to the file
+// named by WXPAYD_BENCH_CPUPROFILE, when set: go test's -cpuprofile would
+// also take in the set-up, which dominates these benchmarks.
+func profileTimed(b *testing.B) (stop func()) {
+	path := os.Getenv("WXPAYD_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 func skuOf(id string, stock int64) storeSKU {

@@ -90,6 +90,7 @@ type stackOpts struct {
 	deadNotifyURL bool // prepay with a notify_url nobody answers (notifications lost)
 	simCfg        func(*sim.Config)
 	prepayQPS     int
+	idle          time.Duration // order actors' idle time before passivation (default 1 s)
 }
 
 func newStack(t testing.TB, o stackOpts) *stack {
@@ -160,7 +161,10 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		notifyURL = "http://" + dead.Addr().String() + "/wxpay/v3/notify"
 		_ = dead.Close()
 	}
-	if s.sys, err = actors.New(actors.Config{AppID: id.AppID, MchID: id.MchID, NotifyURL: notifyURL, Now: s.clock.now, Idle: time.Second}, s.st, pay); err != nil {
+	if o.idle <= 0 {
+		o.idle = time.Second
+	}
+	if s.sys, err = actors.New(actors.Config{AppID: id.AppID, MchID: id.MchID, NotifyURL: notifyURL, Now: s.clock.now, Idle: o.idle}, s.st, pay); err != nil {
 		t.Fatal(err)
 	}
 	v2key, err := wxpay.NewV2Key(id.APIv2Key)
