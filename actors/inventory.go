@@ -134,7 +134,7 @@ func (inv *Inventory) handle(sku string, create bool) (*skuHandle, error) {
 	h := &skuHandle{}
 	a.h = h
 	a.publish()
-	h.pid = inv.sys.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }))
+	h.pid = inv.sys.as.Root.Spawn(inv.sys.props(func() actor.Actor { return a }))
 	inv.skus[sku] = h
 	return h, nil
 }

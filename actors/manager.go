@@ -149,7 +149,7 @@ func (m *manager) shrink() {
 
 func (m *manager) spawn(ctx actor.Context, key string) *child {
 	self := ctx.Self()
-	props := actor.PropsFromProducer(func() actor.Actor { return newOrderActor(m.sys, key, self) })
+	props := m.sys.props(func() actor.Actor { return newOrderActor(m.sys, key, self) })
 	pid := ctx.ActorSystem().Root.Spawn(props)
 	ctx.Watch(pid)
 	c := &child{pid: pid, lastMs: time.Now().UnixMilli()}

@@ -145,6 +145,7 @@ type System struct {
 	timers    *timers
 	calls     *executor
 	metrics   Metrics
+	workers   *workers
 	stopped   atomic.Bool
 	closeOnce sync.Once
 }
@@ -157,6 +158,7 @@ func New(cfg Config, st *store.Store, wc WeChat) (*System, error) {
 		return nil, err
 	}
 	s := &System{cfg: cfg, store: st, wechat: wc}
+	s.workers = newWorkers(dispatchWorkers, 300)
 	s.as = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
 	}))
@@ -164,10 +166,19 @@ func New(cfg Config, st *store.Store, wc WeChat) (*System, error) {
 	s.timers = newTimers(cfg.Now, func(otn string) bool { return s.send(&Tick{OutTradeNo: otn}) }, &s.metrics)
 	s.inventory = newInventory(s)
 	for i := 0; i < cfg.Partitions; i++ {
-		pid := s.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newManager(s) }))
+		pid := s.as.Root.Spawn(s.props(func() actor.Actor { return newManager(s) }))
 		s.managers = append(s.managers, pid)
 	}
 	return s, nil
+}
+
+// dispatchWorkers is how many goroutines run actor mailboxes; more busy
+// mailboxes than this run on goroutines of their own.
+const dispatchWorkers = 128
+
+// props makes the props of one of the system's actors.
+func (s *System) props(producer func() actor.Actor) *actor.Props {
+	return actor.PropsFromProducer(producer, actor.WithDispatcher(s.workers))
 }
 
 // Metrics returns the live counters.
@@ -308,6 +319,7 @@ func (s *System) Close(ctx context.Context) error {
 		}
 		s.inventory.stop()
 		s.as.Shutdown()
+		s.workers.close()
 	})
 	return err
 }
