@@ -22,19 +22,64 @@ import (
 //
 // Children are spawned from the root context and watched: a parent's child
 // set would otherwise keep every stopped child's PID alive.
+//
+// Children are kept in a list ordered by when they were last touched (a
+// message forwarded, or an idle check sent), so a sweep visits only the
+// children idle for Config.Idle, not all of them: sweeps run often and each
+// passivates a small slice, instead of a burst of every actor idle since
+// the last sweep that stalls the managers' mailboxes.
 type manager struct {
 	sys      *System
 	children map[string]*child
 	byID     map[string]string // child PID id → key
 	peak     int               // most children since the maps were last rebuilt
+	idle     idleList
 }
 
 type child struct {
-	pid       *actor.PID
-	forwarded uint64
-	lastMs    int64 // when the last message was forwarded
-	stopping  bool
-	buf       []buffered
+	pid        *actor.PID
+	forwarded  uint64
+	touchMs    int64 // when a message was last forwarded or an idle check sent
+	stopping   bool
+	buf        []buffered
+	prev, next *child // in manager.idle
+}
+
+// idleList is a doubly linked list of children, least recently touched
+// first.
+type idleList struct{ front, back *child }
+
+func (l *idleList) remove(c *child) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else if l.front == c {
+		l.front = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else if l.back == c {
+		l.back = c.prev
+	}
+	c.prev, c.next = nil, nil
+}
+
+func (l *idleList) pushBack(c *child) {
+	c.prev, c.next = l.back, nil
+	if l.back != nil {
+		l.back.next = c
+	} else {
+		l.front = c
+	}
+	l.back = c
+}
+
+// touch marks c used at nowMs and moves it to the back.
+func (l *idleList) touch(c *child, nowMs int64) {
+	c.touchMs = nowMs
+	if l.back != c {
+		l.remove(c)
+		l.pushBack(c)
+	}
 }
 
 // sweep asks the manager to check its children for idleness.
@@ -76,15 +121,17 @@ func (m *manager) Receive(ctx actor.Context) {
 			return
 		}
 		c.forwarded++
-		c.lastMs = time.Now().UnixMilli()
+		m.idle.touch(c, time.Now().UnixMilli())
 		ctx.Forward(c.pid)
 	case *sweep:
 		m.shrink()
 		idle := m.sys.cfg.Idle.Milliseconds()
-		for _, c := range m.children {
-			if !c.stopping && msg.nowMs-c.lastMs >= idle {
+		for c := m.idle.front; c != nil && msg.nowMs-c.touchMs >= idle; c = m.idle.front {
+			if !c.stopping {
 				ctx.Send(c.pid, &idleCheck{n: c.forwarded})
 			}
+			// Checked now: visited again only after another idle period.
+			m.idle.touch(c, msg.nowMs)
 		}
 	case *passivate:
 		c := m.children[msg.key]
@@ -101,6 +148,9 @@ func (m *manager) Receive(ctx actor.Context) {
 		delete(m.byID, msg.Who.Id)
 		c := m.children[key]
 		delete(m.children, key)
+		if c != nil {
+			m.idle.remove(c)
+		}
 		m.sys.metrics.LiveOrders.Add(-1)
 		m.sys.metrics.Passivated.Add(1)
 		if len(m.children) == 0 {
@@ -110,7 +160,7 @@ func (m *manager) Receive(ctx actor.Context) {
 			nc := m.spawn(ctx, key)
 			for _, b := range c.buf {
 				nc.forwarded++
-				nc.lastMs = time.Now().UnixMilli()
+				m.idle.touch(nc, time.Now().UnixMilli())
 				if b.sender != nil {
 					ctx.RequestWithCustomSender(nc.pid, b.msg, b.sender)
 				} else {
@@ -152,7 +202,8 @@ func (m *manager) spawn(ctx actor.Context, key string) *child {
 	props := m.sys.props(func() actor.Actor { return newOrderActor(m.sys, key, self) })
 	pid := ctx.ActorSystem().Root.Spawn(props)
 	ctx.Watch(pid)
-	c := &child{pid: pid, lastMs: time.Now().UnixMilli()}
+	c := &child{pid: pid, touchMs: time.Now().UnixMilli()}
+	m.idle.pushBack(c)
 	m.children[key] = c
 	m.byID[pid.Id] = key
 	if len(m.children) > m.peak {

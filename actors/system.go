@@ -212,7 +212,9 @@ func (s *System) Run(ctx context.Context) error {
 	sweepDone := make(chan struct{})
 	go func() {
 		defer close(sweepDone)
-		period := s.cfg.Idle / 2
+		// Sweeps visit only the children idle long enough, so they can be
+		// frequent: each passivates a small slice.
+		period := min(s.cfg.Idle/4, 100*time.Millisecond)
 		if period < time.Millisecond {
 			period = time.Millisecond
 		}

@@ -214,6 +214,7 @@ func benchNotifyAck(b *testing.B, idle time.Duration, cold bool) {
 	b.ReportMetric(float64(n)/took.Seconds(), "acks/s")
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(pct(0.999), "p99.9-ms")
 	if cpuOK {
 		// CPU time per ack over the whole process (server and generator):
 		// unlike acks/s it does not depend on what else the machine runs.
