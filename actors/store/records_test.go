@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand"
+	"reflect"
 	"testing"
 	"testing/quick"
+
+	"github.com/wxpayd/wxpayd/internal/jsonw"
 )
 
 // sameJSON fails unless the appender wrote what encoding/json writes for v.
@@ -43,4 +46,50 @@ func TestRecordEncodersMatchEncodingJSON(t *testing.T) {
 	if err := quick.Check(func(k SKU) bool { sameJSON(t, appendSKU(nil, &k), &k); return true }, cfg); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sameAsUnmarshal fails unless decodeOrder reads b exactly as json.Unmarshal
+// does: the same record, or an error for both.
+func sameAsUnmarshal(t *testing.T, b []byte) {
+	t.Helper()
+	var got, want Order
+	gotErr, wantErr := decodeOrder(b, &got), json.Unmarshal(b, &want)
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("%s: decodeOrder error %v, json.Unmarshal error %v", b, gotErr, wantErr)
+	}
+	if wantErr == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s:\ndecodeOrder  %+v\njson.Unmarshal %+v", b, got, want)
+	}
+}
+
+func TestDecodeOrderMatchesEncodingJSON(t *testing.T) {
+	plain := Order{OutTradeNo: "01ABC", Seq: 3, State: StatePaid, OpenID: "o", SKU: "s", Description: "手机",
+		Quantity: 1, Total: 1999, Currency: "CNY", PrepayID: "wx1", TransactionID: "42", CreatedMs: 1, PrepaidMs: 2,
+		PaidMs: 3, ExpiresMs: 4, Queries: 2, NotifyIDs: []string{"n1", "n2"}, Alerts: []string{"a"}}
+	b := appendOrder(nil, &plain)
+	if !jsonw.ScanFlat(b, func(key []byte, v jsonw.Value) bool { return new(Order).setField(key, v) }) {
+		t.Fatalf("the fast path refused a record appendOrder wrote: %s", b)
+	}
+	sameAsUnmarshal(t, b)
+	for _, s := range []string{
+		`{}`, `{"seq":-1}`, `{"seq":18446744073709551615}`, `{"seq":18446744073709551616}`,
+		`{"quantity":-9223372036854775808}`, `{"quantity":9223372036854775808}`, `{"quantity":1.5}`,
+		`{"quantity":1e3}`, `{"quantity":01}`, `{"quantity":-0}`, `{"queries":"1"}`, `{"notify_ids":[]}`,
+		`{"notify_ids":["a","b"],"notify_ids":["c"]}`, `{"STATE":"PAID"}`, `{"unknown":1}`, `{"state":null}`,
+		`{"description":"a\"b"}`, `{"description":"\u00e9"}`, "{\"description\":\"\xff\"}", `{"sku":"s" }`,
+		`{"sku":"s"}x`, `{"sku":"s",}`, `{"refunds":[{"out_refund_no":"r","amount":1,"status":"SUCCESS","created_ms":1}]}`,
+		`{"sku":true}`, `{"alerts":[1]}`, `[]`, ``, `{`, `{"sku":"s"`, `{"a":tru}`,
+	} {
+		sameAsUnmarshal(t, []byte(s))
+	}
+	cfg := &quick.Config{MaxCount: 1000, Rand: rand.New(rand.NewSource(2))}
+	if err := quick.Check(func(o Order) bool { sameAsUnmarshal(t, appendOrder(nil, &o)); return true }, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzDecodeOrder(f *testing.F) {
+	f.Add([]byte(`{"out_trade_no":"o","seq":1,"state":"PAID","notify_ids":["x"]}`))
+	f.Add([]byte(`{"quantity":-12,"refunded":0,"alerts":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) { sameAsUnmarshal(t, b) })
 }

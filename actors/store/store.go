@@ -182,6 +182,11 @@ func prefixEnd(p []byte) []byte {
 }
 
 func (s *Store) getJSON(key []byte, v any) (bool, error) {
+	return s.get(key, func(b []byte) error { return json.Unmarshal(b, v) })
+}
+
+// get reads key's value with decode (which must not keep the bytes).
+func (s *Store) get(key []byte, decode func([]byte) error) (bool, error) {
 	if s.closed.Load() {
 		return false, ErrClosed
 	}
@@ -193,7 +198,7 @@ func (s *Store) getJSON(key []byte, v any) (bool, error) {
 		return false, fmt.Errorf("store: get %q: %w", key, err)
 	}
 	defer closer.Close()
-	if err := json.Unmarshal(val, v); err != nil {
+	if err := decode(val); err != nil {
 		return false, fmt.Errorf("store: decode %q: %w", key, err)
 	}
 	return true, nil
@@ -202,7 +207,7 @@ func (s *Store) getJSON(key []byte, v any) (bool, error) {
 // GetOrder loads an order record.
 func (s *Store) GetOrder(otn string) (Order, bool, error) {
 	var o Order
-	ok, err := s.getJSON(orderKey(otn), &o)
+	ok, err := s.get(orderKey(otn), func(b []byte) error { return decodeOrder(b, &o) })
 	return o, ok, err
 }
 
