@@ -18,6 +18,7 @@ import (
 
 	"github.com/wxpayd/wxpayd/actors"
 	"github.com/wxpayd/wxpayd/actors/store"
+	"github.com/wxpayd/wxpayd/internal/cpustat"
 	"github.com/wxpayd/wxpayd/wxpay"
 	"github.com/wxpayd/wxpayd/wxpay/openssl"
 )
@@ -175,7 +176,7 @@ func benchNotifyAck(b *testing.B, idle time.Duration, cold bool) {
 	stopProfile := profileTimed(b)
 	b.ResetTimer()
 	start := time.Now()
-	cpu0, cpuOK := processCPU()
+	cpu0, cpuOK := cpustat.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
@@ -198,7 +199,7 @@ func benchNotifyAck(b *testing.B, idle time.Duration, cold bool) {
 	})
 	b.StopTimer()
 	took := time.Since(start)
-	cpu1, _ := processCPU()
+	cpu1, _ := cpustat.Process()
 	stopProfile()
 	if path := os.Getenv("WXPAYD_BENCH_STORE_METRICS"); path != "" {
 		// Pebble's view after the run: LSM shape, cache hits, compactions.

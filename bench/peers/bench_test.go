@@ -23,6 +23,7 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/services/payments"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
+	"github.com/wxpayd/wxpayd/internal/cpustat"
 	"github.com/wxpayd/wxpayd/wxpay"
 )
 
@@ -48,9 +49,9 @@ var (
 // garbage collection running beside the loop counts against the allocating
 // contender. Call it as `defer cpuPerOp(b)()` right before the loop.
 func cpuPerOp(b *testing.B) func() {
-	start, ok := processCPU()
+	start, ok := cpustat.Process()
 	return func() {
-		end, ok2 := processCPU()
+		end, ok2 := cpustat.Process()
 		if ok && ok2 && b.N > 0 {
 			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 		}
