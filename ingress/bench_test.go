@@ -26,7 +26,10 @@ import (
 // Server benchmarks over loopback TCP, load generator included (both share
 // the machine's cores). Run side by side:
 //
-//	go test -run '^$' -bench 'HelloWorld|SoldOut|NotifyAck' -benchtime 5s -count 5 ./ingress/
+//	go test -run '^$' -bench 'HelloWorld|SoldOut' -benchtime 3s -count 3 ./ingress/
+//	go test -run '^$' -bench NotifyAck -benchtime 40000x -count 5 ./ingress/
+//
+// (NotifyAck prepares b.N orders before its timer starts: give it a count.)
 //
 // Diagnostics, by environment: WXPAYD_BENCH_CPUPROFILE=file profiles the
 // timed window of BenchmarkNotifyAck alone; WXPAYD_BENCH_STORE_METRICS=file
