@@ -34,8 +34,8 @@ for i in $(seq 0 $((N-1))); do
   targets+=(http://127.0.0.1:$((19701+i)))
 done
 trap 'kill -TERM "${PIDS[@]}" 2>/dev/null; sleep 2; kill -9 "${PIDS[@]}" 2>/dev/null || true' EXIT
-for t in "${targets[@]}"; do for k in $(seq 100); do curl -fsS $t/readyz >/dev/null 2>&1 && break; sleep 0.1; done; done
-sleep 3 # cluster membership
+# /readyz turns 200 once every shard has joined (WXPAYD_CLUSTER_FORM_TIMEOUT, 30 s, at most).
+for t in "${targets[@]}"; do for k in $(seq 400); do curl -fsS $t/readyz >/dev/null 2>&1 && break; sleep 0.1; done; done
 ./bin/wxpaybench --target "$(IFS=,; echo "${targets[*]}")" --sim http://$SIM --admin-token-file $W/admin \
   --clickhouse $CLICKHOUSE_ADDR --out $W/out --scenario flash-sale --buyers 20000 --stock 1000 --pay-share 0.8 \
   --arrival burst --retries 10 --connections 512 --max-time 3m --quiet > $W/bench.log 2>&1 || echo "bench exit $?"

@@ -213,14 +213,21 @@ func (n *Node) Alive(shard string) bool {
 	return (*n.alive.Load())[Kind(shard)]
 }
 
+// Missing returns the shards not in the current topology.
+func (n *Node) Missing() []string {
+	var out []string
+	for _, s := range n.cfg.Shards {
+		if !n.Alive(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // WaitFor waits until every shard is in the topology or ctx ends.
 func (n *Node) WaitFor(ctx context.Context) error {
 	for {
-		all := true
-		for _, s := range n.cfg.Shards {
-			all = all && n.Alive(s)
-		}
-		if all {
+		if len(n.Missing()) == 0 {
 			return nil
 		}
 		select {

@@ -97,14 +97,22 @@ func TestClusterFlashSale(t *testing.T) {
 			nodes[i].env = append(nodes[i].env, "WXPAYD_CLICKHOUSE_ADDR="+chAddr) // one sink for the cluster
 		}
 	}
-	startNode := func(n *clusterNode) {
+	launch := func(n *clusterNode) {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		n.cmd = start(t, filepath.Join(dir, "wxpayd-"+n.shard+".log"), n.env, bin["wxpayd"])
+	}
+	startNode := func(n *clusterNode) {
+		launch(n)
 		waitHTTP(t, n.base+"/readyz")
 	}
+	// All at once, as a StatefulSet with Parallel pod management starts
+	// them: each turns ready when every shard has joined.
 	for _, n := range nodes {
-		startNode(n)
+		launch(n)
+	}
+	for _, n := range nodes {
+		waitHTTP(t, n.base+"/readyz")
 	}
 	defer func() {
 		for _, n := range nodes {
@@ -418,4 +426,50 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// TestClusterReadinessWaitsForFormation starts one node of a two-shard
+// cluster whose peer never comes: /healthz answers at once, /readyz only
+// after WXPAYD_CLUSTER_FORM_TIMEOUT, and then the node serves its own shard.
+func TestClusterReadinessWaitsForFormation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binaries")
+	}
+	dir := t.TempDir()
+	bin := buildBinaries(t, dir)
+	simAddr, httpAddr, remote, health, peerHealth := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	keys := filepath.Join(dir, "keys")
+	runCmd(t, bin["wxpaysim"], "keygen", "--dir", keys, "--sim-addr", simAddr, "--notify-url", "http://"+httpAddr+"/wxpay/v3/notify")
+	_, hp, _ := net.SplitHostPort(health)
+	const wait = 3 * time.Second
+	env := append(readEnv(t, filepath.Join(keys, "wxpay.env")),
+		"WXPAYD_ADMIN_TOKEN_FILE="+writeSecret(t, dir, "admin", clusterAdmin),
+		"WXPAYD_SESSION_SECRET_FILE="+writeSecret(t, dir, "session", strings.Repeat("c", 40)),
+		"WXPAYD_SHARD=01", "WXPAYD_LISTEN="+httpAddr, "WXPAYD_DATA_DIR="+filepath.Join(dir, "node01"),
+		"WXPAYD_CLUSTER_LISTEN="+remote, "WXPAYD_CLUSTER_HEALTH_PORT="+hp, "WXPAYD_CLUSTER_SHARDS=01,02",
+		"WXPAYD_CLUSTER_MEMBERS="+health+","+peerHealth, "WXPAYD_CLUSTER_FORM_TIMEOUT="+wait.String())
+	started := time.Now()
+	cmd := start(t, filepath.Join(dir, "wxpayd.log"), env, bin["wxpayd"])
+	defer stop(cmd)
+	waitHTTP(t, "http://"+httpAddr+"/healthz")
+	hc := &http.Client{Timeout: time.Second}
+	status := func() int {
+		resp, err := hc.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := status(); st != http.StatusServiceUnavailable && time.Since(started) < wait {
+		t.Fatalf("/readyz %d before the cluster formed and before the formation timeout", st)
+	}
+	waitHTTP(t, "http://"+httpAddr+"/readyz")
+	if d := time.Since(started); d < wait {
+		t.Fatalf("ready after %v: before the %v formation timeout, with shard 02 missing", d, wait)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "wxpayd.log"))
+	if !strings.Contains(string(b), "cluster incomplete after the formation timeout") || !strings.Contains(string(b), `"missing":["02"]`) {
+		t.Fatalf("no log line naming the missing shard:\n%s", tail(string(b), 2000))
+	}
 }

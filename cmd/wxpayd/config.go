@@ -58,6 +58,7 @@ var settings = []setting{
 	{"WXPAYD_CLUSTER_NAME", "wxpayd", "cluster mode: cluster name; members of another name are ignored"},
 	{"WXPAYD_CLUSTER_TIMEOUT", "3s", "cluster mode: deadline of a request to another node"},
 	{"WXPAYD_CLUSTER_RECONCILE_AFTER", "2m", "cluster mode: age after which a stock hold for another node's order is checked against the order"},
+	{"WXPAYD_CLUSTER_FORM_TIMEOUT", "30s", "cluster mode: /readyz answers 503 until every shard has joined, or for this long after start"},
 	{"WXPAYD_LOG_LEVEL", "info", "log level: debug, info, warn, error"},
 }
 

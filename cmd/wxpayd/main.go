@@ -90,6 +90,7 @@ type app struct {
 	store    *store.Store
 	sys      *actors.System
 	node     *cluster.Node // nil: single node
+	formWait time.Duration // cluster mode: how long /readyz waits for every shard
 	srv      *ingress.Server
 	pay      *client.Client
 	login    *client.LoginClient
@@ -267,6 +268,10 @@ func build(v values, log *slog.Logger) (*app, error) {
 	}
 	if a.node != nil {
 		router = a.node
+		if a.formWait, err = v.duration("WXPAYD_CLUSTER_FORM_TIMEOUT"); err != nil {
+			_ = a.store.Close()
+			return nil, configError{err}
+		}
 	}
 	if a.events, err = newEvents(v, a.store, a.registry, log); err != nil {
 		_ = a.store.Close()
@@ -324,7 +329,11 @@ func (a *app) run(ctx context.Context) error {
 	a.events.start(spawn)
 	served := make(chan error, 1)
 	go func() { served <- a.srv.Serve(ln) }()
-	a.srv.SetReady(true)
+	if a.node == nil {
+		a.srv.SetReady(true)
+	} else {
+		spawn("cluster formation", a.awaitCluster)
+	}
 	a.log.Info("serving", "listen", ln.Addr().String())
 
 	select {
@@ -335,7 +344,8 @@ func (a *app) run(ctx context.Context) error {
 		a.log.Error("component failed", "err", err)
 	}
 
-	// Shutdown, in order. Each step has its own bound.
+	// Shutdown, in order. Each step has its own bound. (/readyz answers 503
+	// from its first moment, even if awaitCluster marks the server ready.)
 	var errsOut []error
 	step := func(name string, d time.Duration, fn func(context.Context) error) {
 		c, cancel := context.WithTimeout(context.Background(), d)
@@ -368,4 +378,26 @@ func (a *app) run(ctx context.Context) error {
 	step("login", 5*time.Second, a.login.Shutdown)
 	step("store", 10*time.Second, func(context.Context) error { return a.store.Close() })
 	return errors.Join(errsOut...)
+}
+
+// awaitCluster marks the server ready once every shard has joined, or when
+// formWait has passed (then the missing shards' orders and SKUs answer 503
+// SHARD_UNAVAILABLE until they join). Without it a node that starts with
+// the others would take traffic it can only answer with 503 for its first
+// seconds; with it, a node whose peers are all down still serves its own
+// shard after the wait. Once ready, a node stays ready when peers leave.
+func (a *app) awaitCluster(ctx context.Context) error {
+	c, cancel := context.WithTimeout(ctx, a.formWait)
+	defer cancel()
+	err := a.node.WaitFor(c)
+	if ctx.Err() != nil {
+		return nil // shutting down
+	}
+	if err != nil {
+		a.log.Warn("cluster incomplete after the formation timeout: ready anyway", "missing", a.node.Missing(), "waited", a.formWait)
+	} else {
+		a.log.Info("cluster formed")
+	}
+	a.srv.SetReady(true)
+	return nil
 }
