@@ -473,3 +473,128 @@ func TestClusterReadinessWaitsForFormation(t *testing.T) {
 		t.Fatalf("no log line naming the missing shard:\n%s", tail(string(b), 2000))
 	}
 }
+
+// TestClusterLostCommitIsReconciled loses a cross-node stock commit: an
+// order of node 01 holds a unit of a SKU that node 02 owns; 02 goes down,
+// the order is paid (01 acknowledges the notification and queues the
+// commit for 02 in memory), then 01 is SIGKILLed with the commit unsent.
+// After both return, 02's reconciliation must ask 01 and count the unit
+// sold: no unit stays reserved, none is sold twice.
+func TestClusterLostCommitIsReconciled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binaries")
+	}
+	dir := t.TempDir()
+	bin := buildBinaries(t, dir)
+	simAddr := freeAddr(t)
+	shards := []string{"01", "02"}
+	keys := filepath.Join(dir, "keys")
+	nodes := make([]*clusterNode, len(shards))
+	var httpAddr, remote, health []string
+	for range shards {
+		httpAddr, remote, health = append(httpAddr, freeAddr(t)), append(remote, freeAddr(t)), append(health, freeAddr(t))
+	}
+	runCmd(t, bin["wxpaysim"], "keygen", "--dir", keys, "--sim-addr", simAddr, "--notify-url", "http://"+httpAddr[0]+"/wxpay/v3/notify")
+	sim := start(t, filepath.Join(dir, "sim.log"), nil, bin["wxpaysim"], "serve", "--keys-dir", keys, "--listen", simAddr, "--notify-speedup", "300")
+	defer stop(sim)
+	waitHTTP(t, "http://"+simAddr+"/sim/v1/stats")
+	common := append(readEnv(t, filepath.Join(keys, "wxpay.env")),
+		"WXPAYD_ADMIN_TOKEN_FILE="+writeSecret(t, dir, "admin", clusterAdmin),
+		"WXPAYD_SESSION_SECRET_FILE="+writeSecret(t, dir, "session", strings.Repeat("c", 40)),
+		"WXPAYD_CLUSTER_SHARDS=01,02", "WXPAYD_CLUSTER_MEMBERS="+strings.Join(health, ","),
+		"WXPAYD_CLUSTER_TIMEOUT=1s", "WXPAYD_CLUSTER_RECONCILE_AFTER=2s", "WXPAYD_CLUSTER_FORM_TIMEOUT=5s")
+	for i, s := range shards {
+		_, hp, _ := net.SplitHostPort(health[i])
+		nodes[i] = &clusterNode{shard: s, base: "http://" + httpAddr[i], env: append(append([]string{}, common...),
+			"WXPAYD_SHARD="+s, "WXPAYD_LISTEN="+httpAddr[i], "WXPAYD_DATA_DIR="+filepath.Join(dir, "node"+s),
+			"WXPAYD_CLUSTER_LISTEN="+remote[i], "WXPAYD_CLUSTER_HEALTH_PORT="+hp)}
+	}
+	launch := func(n *clusterNode) {
+		n.cmd = start(t, filepath.Join(dir, "wxpayd-"+n.shard+".log"), n.env, bin["wxpayd"])
+	}
+	kill := func(n *clusterNode) {
+		_ = n.cmd.Process.Kill()
+		_ = n.cmd.Wait()
+	}
+	for _, n := range nodes {
+		launch(n)
+	}
+	defer func() {
+		for _, n := range nodes {
+			stop(n.cmd)
+		}
+		if t.Failed() {
+			for _, s := range shards {
+				b, _ := os.ReadFile(filepath.Join(dir, "wxpayd-"+s+".log"))
+				t.Logf("--- wxpayd-%s.log (tail)\n%s", s, tail(string(b), 3000))
+			}
+		}
+	}()
+	for _, n := range nodes {
+		waitHTTP(t, n.base+"/readyz")
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	sku := ""
+	for i := 0; sku == ""; i++ {
+		if s := "lost-" + strconv.Itoa(i); cluster.Owner(s, shards) == "02" {
+			sku = s
+		}
+	}
+	a, b := nodes[0], nodes[1]
+	if st, body := call(hc, "PUT", a.base+"/admin/v1/skus/"+sku, clusterAdmin, `{"description":"one","price":100,"stock":1}`); st != 200 {
+		t.Fatalf("put %s through 01: %d %s", sku, st, body)
+	}
+	st, body := call(hc, "POST", a.base+"/api/v1/login", "", `{"code":"code-lost"}`)
+	var login struct{ Token string }
+	if st != 200 || json.Unmarshal(body, &login) != nil {
+		t.Fatalf("login: %d %s", st, body)
+	}
+	st, body = call(hc, "POST", a.base+"/api/v1/orders", login.Token, `{"sku":"`+sku+`"}`)
+	var o struct {
+		OutTradeNo string `json:"out_trade_no"`
+		Payment    struct {
+			Package string `json:"package"`
+		} `json:"payment"`
+	}
+	if st != 201 || json.Unmarshal(body, &o) != nil || cluster.ShardOf(o.OutTradeNo) != "01" {
+		t.Fatalf("order on 01: %d %s", st, body)
+	}
+	_, body = call(hc, "GET", a.base+"/admin/v1/orders/"+o.OutTradeNo, clusterAdmin, "")
+	var full struct {
+		Order struct {
+			OpenID string `json:"openid"`
+		} `json:"order"`
+	}
+	_ = json.Unmarshal(body, &full)
+
+	kill(b) // the owner goes down with the unit held for 01's order
+	pay := fmt.Sprintf(`{"prepay_id":%q,"openid":%q}`, strings.TrimPrefix(o.Payment.Package, "prepay_id="), full.Order.OpenID)
+	if st, body := call(hc, "POST", "http://"+simAddr+"/sim/v1/pay", "", pay); st != 201 {
+		t.Fatalf("pay: %d %s", st, body)
+	}
+	eventually(t, 20*time.Second, "01 acknowledges the payment while 02 is down", func() bool {
+		return orderState(hc, a, o.OutTradeNo) == "PAID"
+	})
+	kill(a) // the commit for 02 was only queued in 01's memory
+	launch(b)
+	time.Sleep(3 * time.Second) // 02 reconciles while 01 is down: asking fails, the hold stays
+	launch(a)
+	for _, n := range nodes {
+		waitHTTP(t, n.base+"/readyz")
+	}
+	var v struct{ Stock, Left, Reserved, Sold int64 }
+	eventually(t, 30*time.Second, "the unit counted sold on the owner", func() bool {
+		st, body := call(hc, "GET", b.base+"/admin/v1/skus/"+sku, clusterAdmin, "")
+		return st == 200 && json.Unmarshal(body, &v) == nil && v.Sold == 1 && v.Reserved == 0
+	})
+	if v.Left != 0 || v.Stock != 1 {
+		t.Fatalf("SKU after reconciliation: %+v", v)
+	}
+	if s := orderState(hc, b, o.OutTradeNo); s != "PAID" {
+		t.Fatalf("order read through 02: %q", s)
+	}
+	// The owner's reconciliation settled it: nothing else knew of the hold.
+	if log, _ := os.ReadFile(filepath.Join(dir, "wxpayd-02.log")); !strings.Contains(string(log), "cluster: reconciled holds") {
+		t.Fatalf("node 02 did not reconcile the hold:\n%s", tail(string(log), 2000))
+	}
+}
