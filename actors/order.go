@@ -40,7 +40,12 @@ func (r replyTo) none() bool { return r.ch == nil && r.pid == nil }
 func (r replyTo) send(ctx actor.Context, rep *Reply) {
 	switch {
 	case r.ch != nil:
-		r.ch <- rep
+		// Never blocks: the channel has room for its one answer. A second
+		// answer would be a bug; dropping it beats a stuck actor.
+		select {
+		case r.ch <- rep:
+		default:
+		}
 	case r.pid != nil:
 		ctx.Send(r.pid, rep)
 	}
