@@ -18,7 +18,7 @@ import (
 
 	"github.com/wxpayd/wxpayd/actors"
 	"github.com/wxpayd/wxpayd/actors/store"
-	"github.com/wxpayd/wxpayd/internal/cpustat"
+	"github.com/wxpayd/wxpayd/bench/cpustat"
 	"github.com/wxpayd/wxpayd/wxpay"
 	"github.com/wxpayd/wxpayd/wxpay/openssl"
 )

@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/wxpayd/wxpayd/internal/jsonw"
+	"github.com/wxpayd/wxpayd/actors/jsonw"
 )
 
 // Version is the schema version this package writes.

@@ -3,7 +3,7 @@ package store
 import (
 	"encoding/json"
 
-	"github.com/wxpayd/wxpayd/internal/jsonw"
+	"github.com/wxpayd/wxpayd/actors/jsonw"
 )
 
 // Records kept in the store. They are JSON-encoded (a few hundred bytes for

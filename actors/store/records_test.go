@@ -8,7 +8,7 @@ import (
 	"testing"
 	"testing/quick"
 
-	"github.com/wxpayd/wxpayd/internal/jsonw"
+	"github.com/wxpayd/wxpayd/actors/jsonw"
 )
 
 // sameJSON fails unless the appender wrote what encoding/json writes for v.

@@ -23,7 +23,7 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/services/payments"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
-	"github.com/wxpayd/wxpayd/internal/cpustat"
+	"github.com/wxpayd/wxpayd/bench/cpustat"
 	"github.com/wxpayd/wxpayd/wxpay"
 )
 

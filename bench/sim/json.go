@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/wxpayd/wxpayd/internal/jsonw"
+	"github.com/wxpayd/wxpayd/actors/jsonw"
 )
 
 // Hand-written JSON output for the answers on the hot paths (prepay, query,
