@@ -63,39 +63,14 @@ func TestClusterFlashSale(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildBinaries(t, dir)
-	simAddr := freeAddr(t)
 	shards := []string{"01", "02", "03"}
-	var httpAddr, remoteAddr, health []string
-	for range shards {
-		httpAddr = append(httpAddr, freeAddr(t))
-		remoteAddr = append(remoteAddr, freeAddr(t))
-		health = append(health, freeAddr(t))
-	}
-	keys := filepath.Join(dir, "keys")
-	// Every notification goes to node 01, whatever shard the order is on.
-	runCmd(t, bin["wxpaysim"], "keygen", "--dir", keys, "--sim-addr", simAddr, "--notify-url", "http://"+httpAddr[0]+"/wxpay/v3/notify")
-	sim := start(t, filepath.Join(dir, "sim.log"), nil, bin["wxpaysim"], "serve", "--keys-dir", keys, "--listen", simAddr, "--notify-speedup", "300")
-	defer stop(sim)
-	waitHTTP(t, "http://"+simAddr+"/sim/v1/stats")
-
-	common := append(readEnv(t, filepath.Join(keys, "wxpay.env")),
-		"WXPAYD_ADMIN_TOKEN_FILE="+writeSecret(t, dir, "admin", clusterAdmin),
-		"WXPAYD_SESSION_SECRET_FILE="+writeSecret(t, dir, "session", strings.Repeat("c", 40)),
-		"WXPAYD_LOG_LEVEL=info", "WXPAYD_CLUSTER_SHARDS="+strings.Join(shards, ","),
-		"WXPAYD_CLUSTER_MEMBERS="+strings.Join(health, ","), "WXPAYD_CLUSTER_TIMEOUT=2s",
-		"WXPAYD_CLUSTER_RECONCILE_AFTER=5s")
+	extra := []string{"WXPAYD_LOG_LEVEL=info", "WXPAYD_CLUSTER_TIMEOUT=2s", "WXPAYD_CLUSTER_RECONCILE_AFTER=5s"}
 	if real {
-		common = append(common, "WXPAYD_KAFKA_BROKERS="+kafkaAddr, "WXPAYD_KAFKA_TOPIC=wxpayd.cluster."+runID)
+		extra = append(extra, "WXPAYD_KAFKA_BROKERS="+kafkaAddr, "WXPAYD_KAFKA_TOPIC=wxpayd.cluster."+runID)
 	}
-	nodes := make([]*clusterNode, len(shards))
-	for i, s := range shards {
-		_, hp, _ := net.SplitHostPort(health[i])
-		nodes[i] = &clusterNode{shard: s, base: "http://" + httpAddr[i], env: append(append([]string{}, common...),
-			"WXPAYD_SHARD="+s, "WXPAYD_LISTEN="+httpAddr[i], "WXPAYD_DATA_DIR="+filepath.Join(dir, "node"+s),
-			"WXPAYD_CLUSTER_LISTEN="+remoteAddr[i], "WXPAYD_CLUSTER_HEALTH_PORT="+hp)}
-		if real && i == 0 {
-			nodes[i].env = append(nodes[i].env, "WXPAYD_CLICKHOUSE_ADDR="+chAddr) // one sink for the cluster
-		}
+	nodes, simAddr := newTestCluster(t, bin, dir, shards, extra...)
+	if real {
+		nodes[0].env = append(nodes[0].env, "WXPAYD_CLICKHOUSE_ADDR="+chAddr) // one sink for the cluster
 	}
 	launch := func(n *clusterNode) {
 		n.mu.Lock()
@@ -401,6 +376,37 @@ func orderState(hc *http.Client, n *clusterNode, otn string) string {
 	return v.Order.State
 }
 
+// newTestCluster prepares a cluster of shards on loopback: a development
+// identity whose notifications go to the first node, a running wxpaysim
+// (stopped when the test ends), and each node's environment with extra
+// appended. The nodes are not started.
+func newTestCluster(t *testing.T, bin map[string]string, dir string, shards []string, extra ...string) ([]*clusterNode, string) {
+	t.Helper()
+	simAddr := freeAddr(t)
+	var httpAddr, remote, health []string
+	for range shards {
+		httpAddr, remote, health = append(httpAddr, freeAddr(t)), append(remote, freeAddr(t)), append(health, freeAddr(t))
+	}
+	keys := filepath.Join(dir, "keys")
+	runCmd(t, bin["wxpaysim"], "keygen", "--dir", keys, "--sim-addr", simAddr, "--notify-url", "http://"+httpAddr[0]+"/wxpay/v3/notify")
+	sim := start(t, filepath.Join(dir, "sim.log"), nil, bin["wxpaysim"], "serve", "--keys-dir", keys, "--listen", simAddr, "--notify-speedup", "300")
+	t.Cleanup(func() { stop(sim) })
+	waitHTTP(t, "http://"+simAddr+"/sim/v1/stats")
+	common := append(readEnv(t, filepath.Join(keys, "wxpay.env")),
+		"WXPAYD_ADMIN_TOKEN_FILE="+writeSecret(t, dir, "admin", clusterAdmin),
+		"WXPAYD_SESSION_SECRET_FILE="+writeSecret(t, dir, "session", strings.Repeat("c", 40)),
+		"WXPAYD_CLUSTER_SHARDS="+strings.Join(shards, ","), "WXPAYD_CLUSTER_MEMBERS="+strings.Join(health, ","))
+	common = append(common, extra...)
+	nodes := make([]*clusterNode, len(shards))
+	for i, s := range shards {
+		_, hp, _ := net.SplitHostPort(health[i])
+		nodes[i] = &clusterNode{shard: s, base: "http://" + httpAddr[i], env: append(append([]string{}, common...),
+			"WXPAYD_SHARD="+s, "WXPAYD_LISTEN="+httpAddr[i], "WXPAYD_DATA_DIR="+filepath.Join(dir, "node"+s),
+			"WXPAYD_CLUSTER_LISTEN="+remote[i], "WXPAYD_CLUSTER_HEALTH_PORT="+hp)}
+	}
+	return nodes, simAddr
+}
+
 func indexOf(nodes []*clusterNode, n *clusterNode) int {
 	for i, m := range nodes {
 		if m == n {
@@ -437,19 +443,11 @@ func TestClusterReadinessWaitsForFormation(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildBinaries(t, dir)
-	simAddr, httpAddr, remote, health, peerHealth := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-	keys := filepath.Join(dir, "keys")
-	runCmd(t, bin["wxpaysim"], "keygen", "--dir", keys, "--sim-addr", simAddr, "--notify-url", "http://"+httpAddr+"/wxpay/v3/notify")
-	_, hp, _ := net.SplitHostPort(health)
 	const wait = 3 * time.Second
-	env := append(readEnv(t, filepath.Join(keys, "wxpay.env")),
-		"WXPAYD_ADMIN_TOKEN_FILE="+writeSecret(t, dir, "admin", clusterAdmin),
-		"WXPAYD_SESSION_SECRET_FILE="+writeSecret(t, dir, "session", strings.Repeat("c", 40)),
-		"WXPAYD_SHARD=01", "WXPAYD_LISTEN="+httpAddr, "WXPAYD_DATA_DIR="+filepath.Join(dir, "node01"),
-		"WXPAYD_CLUSTER_LISTEN="+remote, "WXPAYD_CLUSTER_HEALTH_PORT="+hp, "WXPAYD_CLUSTER_SHARDS=01,02",
-		"WXPAYD_CLUSTER_MEMBERS="+health+","+peerHealth, "WXPAYD_CLUSTER_FORM_TIMEOUT="+wait.String())
+	nodes, _ := newTestCluster(t, bin, dir, []string{"01", "02"}, "WXPAYD_CLUSTER_FORM_TIMEOUT="+wait.String())
+	httpAddr := strings.TrimPrefix(nodes[0].base, "http://")
 	started := time.Now()
-	cmd := start(t, filepath.Join(dir, "wxpayd.log"), env, bin["wxpayd"])
+	cmd := start(t, filepath.Join(dir, "wxpayd.log"), nodes[0].env, bin["wxpayd"]) // node 02 never starts
 	defer stop(cmd)
 	waitHTTP(t, "http://"+httpAddr+"/healthz")
 	hc := &http.Client{Timeout: time.Second}
@@ -486,29 +484,9 @@ func TestClusterLostCommitIsReconciled(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildBinaries(t, dir)
-	simAddr := freeAddr(t)
 	shards := []string{"01", "02"}
-	keys := filepath.Join(dir, "keys")
-	nodes := make([]*clusterNode, len(shards))
-	var httpAddr, remote, health []string
-	for range shards {
-		httpAddr, remote, health = append(httpAddr, freeAddr(t)), append(remote, freeAddr(t)), append(health, freeAddr(t))
-	}
-	runCmd(t, bin["wxpaysim"], "keygen", "--dir", keys, "--sim-addr", simAddr, "--notify-url", "http://"+httpAddr[0]+"/wxpay/v3/notify")
-	sim := start(t, filepath.Join(dir, "sim.log"), nil, bin["wxpaysim"], "serve", "--keys-dir", keys, "--listen", simAddr, "--notify-speedup", "300")
-	defer stop(sim)
-	waitHTTP(t, "http://"+simAddr+"/sim/v1/stats")
-	common := append(readEnv(t, filepath.Join(keys, "wxpay.env")),
-		"WXPAYD_ADMIN_TOKEN_FILE="+writeSecret(t, dir, "admin", clusterAdmin),
-		"WXPAYD_SESSION_SECRET_FILE="+writeSecret(t, dir, "session", strings.Repeat("c", 40)),
-		"WXPAYD_CLUSTER_SHARDS=01,02", "WXPAYD_CLUSTER_MEMBERS="+strings.Join(health, ","),
+	nodes, simAddr := newTestCluster(t, bin, dir, shards,
 		"WXPAYD_CLUSTER_TIMEOUT=1s", "WXPAYD_CLUSTER_RECONCILE_AFTER=2s", "WXPAYD_CLUSTER_FORM_TIMEOUT=5s")
-	for i, s := range shards {
-		_, hp, _ := net.SplitHostPort(health[i])
-		nodes[i] = &clusterNode{shard: s, base: "http://" + httpAddr[i], env: append(append([]string{}, common...),
-			"WXPAYD_SHARD="+s, "WXPAYD_LISTEN="+httpAddr[i], "WXPAYD_DATA_DIR="+filepath.Join(dir, "node"+s),
-			"WXPAYD_CLUSTER_LISTEN="+remote[i], "WXPAYD_CLUSTER_HEALTH_PORT="+hp)}
-	}
 	launch := func(n *clusterNode) {
 		n.cmd = start(t, filepath.Join(dir, "wxpayd-"+n.shard+".log"), n.env, bin["wxpayd"])
 	}
