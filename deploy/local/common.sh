@@ -145,6 +145,23 @@ show_log_tail() {
   done
 }
 
+# usage: the calling script's header comment (line 2 up to its first line that
+# is not a comment), then exit 2.
+usage() {
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[-1]}" >&2
+  exit 2
+}
+
+# logs [-f]: the last 100 lines of $SERVER_LOG, or follow it.
+logs() {
+  [[ -f $SERVER_LOG ]] || die "no log yet at $SERVER_LOG"
+  if [[ ${1:-} == -f ]]; then
+    tail -n 100 -F "$SERVER_LOG"
+  else
+    tail -n 100 "$SERVER_LOG"
+  fi
+}
+
 check_port_var() {
   local name=$1 value=$2
   if ! [[ $value =~ ^[0-9]+$ ]] || ((value < 1 || value > 65535)); then

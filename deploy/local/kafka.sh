@@ -278,20 +278,6 @@ status() {
   return 1
 }
 
-logs() {
-  [[ -f $SERVER_LOG ]] || die "no log yet at $SERVER_LOG"
-  if [[ ${1:-} == -f ]]; then
-    tail -n 100 -F "$SERVER_LOG"
-  else
-    tail -n 100 "$SERVER_LOG"
-  fi
-}
-
-usage() {
-  sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
-  exit 2
-}
-
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
 case "$cmd" in

@@ -58,11 +58,6 @@ reset() {
   rm -rf "$KAFKA_DIR" "$CLICKHOUSE_DIR"
 }
 
-usage() {
-  sed -n '2,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
-  exit 2
-}
-
 case "${1:-}" in
   up) up ;;
   down) down ;;
