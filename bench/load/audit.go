@@ -1,6 +1,7 @@
 package load
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -130,7 +131,7 @@ func (r *runner) audit(ctx context.Context, before snapshot) AuditResult {
 			case !st.paid():
 				lost++
 				if len(lostEx) < 5 {
-					lostEx = append(lostEx, b.otn+" reads "+orStr(st.State, st.err))
+					lostEx = append(lostEx, b.otn+" reads "+cmp.Or(st.State, st.err))
 				}
 			case st.TransactionID != b.txn:
 				mismatch++

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -151,9 +152,9 @@ func (c *Config) withDefaults() Config {
 	if len(d.Targets) == 0 {
 		d.Targets = []string{DefaultTarget}
 	}
-	d.Sim = orStr(d.Sim, DefaultSim)
-	d.Scenario = orStr(d.Scenario, ScenarioFlashSale)
-	d.ClickHouseDB = orStr(d.ClickHouseDB, DefaultClickHouseDB)
+	d.Sim = cmp.Or(d.Sim, DefaultSim)
+	d.Scenario = cmp.Or(d.Scenario, ScenarioFlashSale)
+	d.ClickHouseDB = cmp.Or(d.ClickHouseDB, DefaultClickHouseDB)
 	if d.Buyers == 0 {
 		d.Buyers = 1000
 	}
@@ -191,20 +192,20 @@ func (c *Config) withDefaults() Config {
 	if d.Ramp == 0 {
 		d.Ramp = 5 * time.Second
 	}
-	d.Connections = orInt(d.Connections, DefaultConnections)
-	d.MaxTime = orDur(d.MaxTime, DefaultMaxTime)
-	d.Timeout = orDur(d.Timeout, DefaultTimeout)
+	d.Connections = cmp.Or(d.Connections, DefaultConnections)
+	d.MaxTime = cmp.Or(d.MaxTime, DefaultMaxTime)
+	d.Timeout = cmp.Or(d.Timeout, DefaultTimeout)
 	switch {
 	case d.Retries == 0:
 		d.Retries = DefaultRetries
 	case d.Retries < 0:
 		d.Retries = 0
 	}
-	d.PaidTimeout = orDur(d.PaidTimeout, DefaultPaidTimeout)
-	d.PollInterval = orDur(d.PollInterval, DefaultPollInterval)
-	d.AuditTimeout = orDur(d.AuditTimeout, DefaultAuditTimeout)
-	d.TTLGrace = orDur(d.TTLGrace, DefaultTTLGrace)
-	d.MaxInFlight = orInt(d.MaxInFlight, DefaultMaxInFlight)
+	d.PaidTimeout = cmp.Or(d.PaidTimeout, DefaultPaidTimeout)
+	d.PollInterval = cmp.Or(d.PollInterval, DefaultPollInterval)
+	d.AuditTimeout = cmp.Or(d.AuditTimeout, DefaultAuditTimeout)
+	d.TTLGrace = cmp.Or(d.TTLGrace, DefaultTTLGrace)
+	d.MaxInFlight = cmp.Or(d.MaxInFlight, DefaultMaxInFlight)
 	switch {
 	case d.PerBuyerLimit == 0:
 		d.PerBuyerLimit = 1
@@ -363,25 +364,4 @@ func validIdent(s string) bool {
 		}
 	}
 	return true
-}
-
-func orStr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-func orInt(n, def int) int {
-	if n == 0 {
-		return def
-	}
-	return n
-}
-
-func orDur(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net"
@@ -129,14 +130,14 @@ type Config struct {
 	Seed uint64
 }
 
-func (c *Config) listen() string      { return or(c.Listen, DefaultListen) }
-func (c *Config) signingMode() string { return or(c.SigningMode, DefaultSigningMode) }
-func (c *Config) maxOrders() int      { return orInt(c.MaxOrders, DefaultMaxOrders) }
-func (c *Config) maxPending() int     { return orInt(c.MaxPending, DefaultMaxPending) }
-func (c *Config) notifyWorkers() int  { return orInt(c.NotifyWorkers, DefaultNotifyWorkers) }
-func (c *Config) maxLoginCodes() int  { return orInt(c.MaxLoginCodes, DefaultMaxLoginCodes) }
+func (c *Config) listen() string      { return cmp.Or(c.Listen, DefaultListen) }
+func (c *Config) signingMode() string { return cmp.Or(c.SigningMode, DefaultSigningMode) }
+func (c *Config) maxOrders() int      { return cmp.Or(c.MaxOrders, DefaultMaxOrders) }
+func (c *Config) maxPending() int     { return cmp.Or(c.MaxPending, DefaultMaxPending) }
+func (c *Config) notifyWorkers() int  { return cmp.Or(c.NotifyWorkers, DefaultNotifyWorkers) }
+func (c *Config) maxLoginCodes() int  { return cmp.Or(c.MaxLoginCodes, DefaultMaxLoginCodes) }
 func (c *Config) notifyTimeout() time.Duration {
-	return orDur(c.NotifyTimeout, DefaultNotifyTimeout)
+	return cmp.Or(c.NotifyTimeout, DefaultNotifyTimeout)
 }
 
 func (c *Config) rateLimit() int {
@@ -169,7 +170,7 @@ func (c *Config) scaled(d time.Duration) time.Duration {
 }
 
 func (c *Config) refundDelay() time.Duration {
-	return c.scaled(orDur(c.RefundDelay, DefaultRefundDelay))
+	return c.scaled(cmp.Or(c.RefundDelay, DefaultRefundDelay))
 }
 
 func (c *Config) backend() wxpay.Backend {
@@ -247,25 +248,4 @@ func (c *Config) Validate() error {
 		return bad("--notify-timeout and --refund-delay must not be negative")
 	}
 	return nil
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-func orInt(n, def int) int {
-	if n == 0 {
-		return def
-	}
-	return n
-}
-
-func orDur(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -87,8 +88,8 @@ type simFile struct {
 
 // NewIdentity generates a fresh development identity in memory.
 func NewIdentity(o KeygenOptions) (*Identity, error) {
-	bits := orInt(o.Bits, DefaultKeyBits)
-	id := &Identity{AppID: or(o.AppID, DefaultAppID), MchID: or(o.MchID, DefaultMchID)}
+	bits := cmp.Or(o.Bits, DefaultKeyBits)
+	id := &Identity{AppID: cmp.Or(o.AppID, DefaultAppID), MchID: cmp.Or(o.MchID, DefaultMchID)}
 	if !validAppID(id.AppID) {
 		return nil, fmt.Errorf("%w: appid %q: want wx followed by 16 letters or digits", ErrConfig, id.AppID)
 	}
@@ -181,7 +182,7 @@ func (id *Identity) Write(dir string, o KeygenOptions) error {
 	sj, _ := json.MarshalIndent(simFile{
 		AppID: id.AppID, MchID: id.MchID, MerchantSerial: id.MerchantSerial,
 		PublicKeyID: id.PublicKeyID, PlatformSerial: id.PlatformSerial,
-		SimAddr: or(o.SimAddr, DefaultListen), NotifyURL: or(o.NotifyURL, DefaultNotifyURL),
+		SimAddr: cmp.Or(o.SimAddr, DefaultListen), NotifyURL: cmp.Or(o.NotifyURL, DefaultNotifyURL),
 	}, "", "  ")
 	files := []struct {
 		name string
@@ -215,7 +216,7 @@ func (id *Identity) Write(dir string, o KeygenOptions) error {
 // Env returns the wxpay.env text: the WXPAY_* variables that point wxpayd at
 // the files in absDir and at the simulator.
 func (id *Identity) Env(absDir string, o KeygenOptions) []byte {
-	base := "http://" + or(o.SimAddr, DefaultListen)
+	base := "http://" + cmp.Or(o.SimAddr, DefaultListen)
 	f := func(name string) string { return filepath.Join(absDir, name) }
 	var b strings.Builder
 	b.WriteString("# Written by wxpaysim keygen: a development identity for wxpayd against wxpaysim.\n")
@@ -232,7 +233,7 @@ func (id *Identity) Env(absDir string, o KeygenOptions) []byte {
 		{"WXPAY_PLATFORM_CERT_FILES", f(FilePlatformCert)},
 		{"WXPAY_API_BASE", base},
 		{"WXPAY_LOGIN_BASE", base},
-		{"WXPAY_NOTIFY_URL", or(o.NotifyURL, DefaultNotifyURL)},
+		{"WXPAY_NOTIFY_URL", cmp.Or(o.NotifyURL, DefaultNotifyURL)},
 	} {
 		b.WriteString(kv[0])
 		b.WriteByte('=')
