@@ -41,8 +41,8 @@ type child struct {
 	forwarded  uint64
 	touchMs    int64 // when a message was last forwarded or an idle check sent
 	stopping   bool
-	buf        []buffered
-	prev, next *child // in manager.idle
+	buf        []OrderMessage // arrived while stopping: for the next actor
+	prev, next *child         // in manager.idle
 }
 
 // idleList is a doubly linked list of children, least recently touched
@@ -88,11 +88,6 @@ type sweep struct{ nowMs int64 }
 // idleCheck asks a child whether it is idle after n messages.
 type idleCheck struct{ n uint64 }
 
-type buffered struct {
-	msg    any
-	sender *actor.PID
-}
-
 // passivate is a child's request to stop after processing n messages.
 type passivate struct {
 	key string
@@ -117,7 +112,7 @@ func (m *manager) Receive(ctx actor.Context) {
 			c = m.spawn(ctx, key)
 		}
 		if c.stopping {
-			c.buf = append(c.buf, buffered{msg: msg, sender: ctx.Sender()})
+			c.buf = append(c.buf, msg)
 			return
 		}
 		c.forwarded++
@@ -158,14 +153,10 @@ func (m *manager) Receive(ctx actor.Context) {
 		}
 		if c != nil && len(c.buf) > 0 {
 			nc := m.spawn(ctx, key)
-			for _, b := range c.buf {
+			for _, msg := range c.buf {
 				nc.forwarded++
 				m.idle.touch(nc, time.Now().UnixMilli())
-				if b.sender != nil {
-					ctx.RequestWithCustomSender(nc.pid, b.msg, b.sender)
-				} else {
-					ctx.Send(nc.pid, b.msg)
-				}
+				ctx.Send(nc.pid, msg) // a System.Request's reply channel travels in the message
 			}
 		}
 	case *drain:

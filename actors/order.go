@@ -22,32 +22,19 @@ type orderActor struct {
 	exists    bool
 	loadErr   error
 	processed uint64
-	inflight  int                // background WeChat calls not yet answered
-	waiting   map[string]replyTo // out_refund_no → admin waiting for the refund call
-	queries   int                // active queries made since load (backoff)
-	reply     replyTo            // who waits for the message being handled
+	inflight  int                    // background WeChat calls not yet answered
+	waiting   map[string]chan *Reply // out_refund_no → admin waiting for the refund call
+	queries   int                    // active queries made since load (backoff)
+	reply     chan *Reply            // System.Request's channel for the message being handled (nil: a plain send)
 }
 
-// replyTo is where an answer goes: the channel of a System.Request, or the
-// sender of a protoactor request; neither for a plain send.
-type replyTo struct {
-	ch  chan *Reply
-	pid *actor.PID
-}
-
-func (r replyTo) none() bool { return r.ch == nil && r.pid == nil }
-
-func (r replyTo) send(ctx actor.Context, rep *Reply) {
-	switch {
-	case r.ch != nil:
-		// Never blocks: the channel has room for its one answer. A second
-		// answer would be a bug; dropping it beats a stuck actor.
-		select {
-		case r.ch <- rep:
-		default:
-		}
-	case r.pid != nil:
-		ctx.Send(r.pid, rep)
+// answer delivers rep on ch (nil: nobody waits). It never blocks: the
+// channel has room for its one answer; a second answer would be a bug, and
+// dropping it beats a stuck actor.
+func answer(ch chan *Reply, rep *Reply) {
+	select {
+	case ch <- rep:
+	default:
 	}
 }
 
@@ -67,12 +54,11 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		}
 	case OrderMessage:
 		a.processed++
-		a.reply = replyTo{pid: ctx.Sender()}
 		if c, ok := msg.(*call); ok {
-			msg, a.reply = c.msg, replyTo{ch: c.reply}
+			msg, a.reply = c.msg, c.reply
 		}
 		a.handle(ctx, msg)
-		a.reply = replyTo{}
+		a.reply = nil
 	}
 }
 
@@ -82,9 +68,11 @@ func (a *orderActor) env() Env {
 }
 
 // respond answers the message being handled, once.
-func (a *orderActor) respond(ctx actor.Context, r *Reply) {
-	a.reply.send(ctx, r)
-	a.reply = replyTo{}
+func (a *orderActor) respond(r *Reply) {
+	if a.reply != nil {
+		answer(a.reply, r)
+		a.reply = nil
+	}
 }
 
 func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
@@ -93,14 +81,14 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 		a.order, a.exists, a.loadErr = a.sys.store.GetOrder(a.key)
 		if a.loadErr != nil {
 			a.sys.metrics.StoreErrors.Add(1)
-			a.respond(ctx, &Reply{Err: fmt.Errorf("%w: load %s: %w", ErrStore, a.key, a.loadErr)})
+			a.respond(&Reply{Err: fmt.Errorf("%w: load %s: %w", ErrStore, a.key, a.loadErr)})
 			return
 		}
 	}
 	env := a.env()
 	if _, isCreate := msg.(*Create); !a.exists && !isCreate {
 		if _, isTick := msg.(*Tick); !isTick {
-			a.respond(ctx, &Reply{Status: StatusNotFound})
+			a.respond(&Reply{Status: StatusNotFound})
 		}
 		return
 	}
@@ -109,7 +97,7 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 	case *Create:
 		out = create(a.order, a.exists, m, env)
 	case *Get:
-		a.respond(ctx, &Reply{Status: StatusOK, Order: a.order, Exists: true})
+		a.respond(&Reply{Status: StatusOK, Order: a.order, Exists: true})
 		return
 	case *PrepayDone:
 		out = prepayDone(a.order, m, env)
@@ -144,7 +132,7 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 	if out.Write {
 		if err := a.commit(msg, &out); err != nil {
 			a.sys.metrics.StoreErrors.Add(1)
-			a.respond(ctx, &Reply{Err: fmt.Errorf("%w: %s: %w", ErrStore, a.key, err)})
+			a.respond(&Reply{Err: fmt.Errorf("%w: %s: %w", ErrStore, a.key, err)})
 			// The timer retries whatever was due.
 			a.schedule(env.Now.Add(5 * time.Second))
 			return
@@ -154,14 +142,14 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 	// Durable: now answer and act.
 	switch m := msg.(type) {
 	case *StartRefund:
-		if out.Call == callRefund && !a.reply.none() {
+		if out.Call == callRefund && a.reply != nil {
 			if a.waiting == nil {
-				a.waiting = map[string]replyTo{}
+				a.waiting = map[string]chan *Reply{}
 			}
 			a.waiting[m.OutRefundNo] = a.reply
-			a.reply = replyTo{}
+			a.reply = nil
 		} else {
-			a.respond(ctx, &Reply{Status: out.Status, Order: a.order, Exists: true})
+			a.respond(&Reply{Status: out.Status, Order: a.order, Exists: true})
 		}
 	case *RefundDone:
 		if p, ok := a.waiting[m.OutRefundNo]; ok {
@@ -171,10 +159,10 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 				r.Status = StatusConflict
 				r.Err = m.Err
 			}
-			p.send(ctx, r)
+			answer(p, r)
 		}
 	default:
-		a.respond(ctx, &Reply{Status: out.Status, Order: a.order, Exists: a.exists})
+		a.respond(&Reply{Status: out.Status, Order: a.order, Exists: a.exists})
 	}
 	switch out.Stock {
 	case stockRelease:
@@ -191,7 +179,7 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 			if m, ok := msg.(*StartRefund); ok {
 				if p, ok := a.waiting[m.OutRefundNo]; ok {
 					delete(a.waiting, m.OutRefundNo)
-					p.send(ctx, &Reply{Status: StatusOK, Order: a.order, Exists: true})
+					answer(p, &Reply{Status: StatusOK, Order: a.order, Exists: true})
 				}
 			}
 			return
