@@ -50,6 +50,9 @@ func (e *executor) submit(fn func()) bool {
 	}
 }
 
+// full tells whether a submit now would be refused.
+func (e *executor) full() bool { return len(e.queue) >= cap(e.queue) }
+
 // close stops intake and waits for queued calls to finish or ctx to end.
 func (e *executor) close(ctx context.Context) error {
 	e.mu.Lock()

@@ -29,7 +29,7 @@ const (
 // ReserveResult is a reservation's outcome.
 type ReserveResult struct {
 	Status ReserveStatus
-	Fresh  bool      // this call made the reservation (false: it existed already)
+	Fresh  bool      // this call made or replaced the hold (false: it held these units already)
 	SKU    store.SKU // the catalogue entry (price, description)
 }
 
@@ -53,18 +53,21 @@ type Inventory struct {
 }
 
 // StockRemote takes the stock messages of SKUs that another node owns
-// (cluster mode). Release and Commit must not block: the implementation
+// (cluster mode). Reserve asks the owner for a durable hold and waits for
+// its answer. Release and Commit must not block: the implementation
 // delivers them to the owner, retrying until acknowledged.
 type StockRemote interface {
 	Owns(sku string) bool
+	Reserve(ctx context.Context, sku, otn, openid string, qty int64, fast bool) (ReserveResult, error)
 	Release(sku, otn string)
 	Commit(sku, otn, openid string, qty int64)
 }
 
 type remoteHolder struct{ r StockRemote }
 
-// SetStockRemote routes the release and commit of SKUs this node does not
-// own to r. Call it before serving traffic; without it every SKU is local.
+// SetStockRemote routes the reservations, releases and commits of SKUs
+// this node does not own to r. Call it before serving traffic; without it
+// every SKU is local.
 func (inv *Inventory) SetStockRemote(r StockRemote) { inv.remote.Store(&remoteHolder{r}) }
 
 // remoteFor returns the router for sku when another node owns it.
@@ -166,21 +169,32 @@ func (inv *Inventory) request(ctx context.Context, h *skuHandle, msg any) (any, 
 	return res, nil
 }
 
-// Reserve holds qty units of sku for order otn. It is idempotent per otn.
-// When fast is set and the SKU has fewer units left than asked, it answers
+// Reserve holds qty units of sku for order otn, on this node. A repeat
+// with the same buyer and quantity answers Reserved; one with others
+// replaces the hold (only otn's order actor reserves for otn, one request
+// at a time, so an earlier hold is one that never became an order). When
+// fast is set and the SKU has fewer units left than asked, it answers
 // SoldOut without a message to the actor (flash-sale losers).
 func (inv *Inventory) Reserve(ctx context.Context, sku, otn, openid string, qty int64, fast bool) (ReserveResult, error) {
-	return inv.reserve(ctx, &reserveMsg{otn: otn, openid: openid, qty: qty}, sku, fast)
+	return inv.reserveLocal(ctx, &reserveMsg{otn: otn, openid: openid, qty: qty}, sku, fast)
 }
 
 // ReserveDurable is Reserve for an order that lives on another node
 // (cluster mode): the hold is written to this node's store before the
 // answer, since the order's own write lands elsewhere. Settle ends it.
 func (inv *Inventory) ReserveDurable(ctx context.Context, sku, otn, openid string, qty int64, fast bool) (ReserveResult, error) {
-	return inv.reserve(ctx, &reserveMsg{otn: otn, openid: openid, qty: qty, durable: true}, sku, fast)
+	return inv.reserveLocal(ctx, &reserveMsg{otn: otn, openid: openid, qty: qty, durable: true}, sku, fast)
 }
 
+// reserve is an order actor's reservation: at the SKU's owner.
 func (inv *Inventory) reserve(ctx context.Context, m *reserveMsg, sku string, fast bool) (ReserveResult, error) {
+	if r := inv.remoteFor(sku); r != nil {
+		return r.Reserve(ctx, sku, m.otn, m.openid, m.qty, fast)
+	}
+	return inv.reserveLocal(ctx, m, sku, fast)
+}
+
+func (inv *Inventory) reserveLocal(ctx context.Context, m *reserveMsg, sku string, fast bool) (ReserveResult, error) {
 	h, err := inv.handle(sku, false)
 	if errors.Is(err, ErrUnknownSKU) {
 		return ReserveResult{Status: UnknownSKU}, nil
@@ -238,10 +252,6 @@ func (inv *Inventory) HeldBefore(ctx context.Context, t time.Time) ([]Held, erro
 	}
 	return out, nil
 }
-
-// Release gives back an order's reservation that never became an order
-// (prepay refused before the order was written, or budget exhausted).
-func (inv *Inventory) Release(sku, otn string) { inv.release(sku, otn) }
 
 func (inv *Inventory) release(sku, otn string) {
 	if r := inv.remoteFor(sku); r != nil {
@@ -414,13 +424,23 @@ func (a *skuActor) reserve(m *reserveMsg) any {
 	if !a.known {
 		return &ReserveResult{Status: UnknownSKU}
 	}
-	if _, ok := a.resv[m.otn]; ok {
+	old, had := a.resv[m.otn]
+	if had && (old.Sold || old.OpenID == m.openid && old.Quantity == m.qty) {
 		return &ReserveResult{Status: Reserved, SKU: a.cat}
 	}
-	if a.left() < m.qty {
+	// A hold with other parameters never became an order (see Reserve):
+	// the new request is checked as if it were gone, and replaces it.
+	left, bought := a.cat.Stock-a.reserved-a.sold, a.buyers[m.openid]
+	if had {
+		left += old.Quantity
+		if old.OpenID == m.openid {
+			bought -= old.Quantity
+		}
+	}
+	if left < m.qty {
 		return &ReserveResult{Status: SoldOut, SKU: a.cat}
 	}
-	if a.cat.PerBuyerLimit > 0 && a.buyers[m.openid]+m.qty > a.cat.PerBuyerLimit {
+	if a.cat.PerBuyerLimit > 0 && bought+m.qty > a.cat.PerBuyerLimit {
 		return &ReserveResult{Status: LimitExceeded, SKU: a.cat}
 	}
 	r := store.Reservation{OpenID: m.openid, Quantity: m.qty}
@@ -432,6 +452,9 @@ func (a *skuActor) reserve(m *reserveMsg) any {
 			a.sys.metrics.StoreErrors.Add(1)
 			return fmt.Errorf("%w: hold %s: %w", ErrStore, m.otn, err)
 		}
+	}
+	if had {
+		a.drop(m.otn, old)
 	}
 	a.add(m.otn, r)
 	a.publish()

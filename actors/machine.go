@@ -59,13 +59,18 @@ type Status uint8
 
 // Statuses.
 const (
-	StatusOK         Status = iota // done (or already done: idempotent)
-	StatusCreated                  // a new order was created
-	StatusNotFound                 // no such order
-	StatusConflict                 // not allowed in this state
-	StatusMismatch                 // a notification does not match the order
-	StatusIgnored                  // accepted, nothing to do
-	StatusBadRequest               // invalid arguments
+	StatusOK            Status = iota // done (or already done: idempotent)
+	StatusCreated                     // a new order was created
+	StatusNotFound                    // no such order
+	StatusConflict                    // not allowed in this state
+	StatusMismatch                    // a notification does not match the order
+	StatusIgnored                     // accepted, nothing to do
+	StatusBadRequest                  // invalid arguments
+	StatusSoldOut                     // Prepay: not enough units left
+	StatusLimitExceeded               // Prepay: the buyer's per-buyer limit would be passed
+	StatusUnknownSKU                  // Prepay: no such SKU
+	StatusBudget                      // Prepay: the merchant's WeChat budget is spent; retry after Reply.RetryAfter
+	StatusIdemReused                  // Prepay: the order number's first request had other parameters
 )
 
 // emit appends an event with the next seq and fills the common fields.
@@ -84,22 +89,29 @@ func (o *Outcome) emit(typ string, env Env, fill func(e *event.Event)) {
 	o.Write = true
 }
 
-// create applies Create to a record that may not exist yet (exists=false).
-func create(cur store.Order, exists bool, m *Create, env Env) Outcome {
-	if exists {
-		return Outcome{Order: cur, Status: StatusOK}
-	}
+// create applies a Prepay whose stock is reserved to a record that does
+// not exist yet: the order, priced from the catalogue entry k, expiring
+// after ttl.
+func create(m *Prepay, k *store.SKU, ttl time.Duration, env Env) Outcome {
 	o := Outcome{Order: store.Order{
 		OutTradeNo: m.OutTradeNo, State: store.StateCreated, OpenID: m.OpenID, SKU: m.SKU,
-		Description: m.Description, Quantity: m.Quantity, Total: m.Total, Currency: "CNY",
-		IdemKey: m.IdemKey, CreatedMs: env.Now.UnixMilli(), ExpiresMs: env.Now.Add(m.TTL).UnixMilli(),
+		Description: k.Description, Quantity: m.Quantity, Total: m.Quantity * k.Price, Currency: "CNY",
+		IdemKey: m.IdemKey, CreatedMs: env.Now.UnixMilli(), ExpiresMs: env.Now.Add(ttl).UnixMilli(),
 	}}
 	o.emit(event.OrderCreated, env, nil)
 	o.Status = StatusCreated
 	return o
 }
 
-// prepayDone applies the prepay call's result.
+// sameRequest tells whether a replayed Prepay asks for what the order holds.
+func sameRequest(cur *store.Order, m *Prepay) bool {
+	return cur.SKU == m.SKU && cur.Quantity == m.Quantity
+}
+
+// prepayDone applies the prepay call's result. An unknown outcome (an
+// error that is not Definitive) changes nothing: the order stays CREATED,
+// a replay of the request asks WeChat again with the same out_trade_no,
+// and otherwise tick closes it after CloseGrace, which releases the stock.
 func prepayDone(cur store.Order, m *PrepayDone, env Env) Outcome {
 	o := Outcome{Order: cur, Status: StatusOK}
 	if cur.State != store.StateCreated {
@@ -117,6 +129,9 @@ func prepayDone(cur store.Order, m *PrepayDone, env Env) Outcome {
 		o.Order.PrepayMicros = m.Micros
 		o.Order.PrepaidMs = env.Now.UnixMilli()
 		o.emit(event.OrderPrepaid, env, func(e *event.Event) { e.PrepayMicros = m.Micros })
+		return o
+	}
+	if !m.Definitive {
 		return o
 	}
 	o.Order.State = store.StateFailed

@@ -71,8 +71,15 @@ func TestTransitions(t *testing.T) {
 			func(o store.Order) Outcome { return prepayDone(o, &PrepayDone{PrepayID: "wx1", Micros: 900}, env) },
 			store.StatePrepaid, []string{event.OrderPrepaid}, stockNone, callNone, StatusOK},
 		{"a refused prepay fails the order and releases stock", store.StateCreated,
-			func(o store.Order) Outcome { return prepayDone(o, &PrepayDone{Code: "NO_AUTH"}, env) },
+			func(o store.Order) Outcome {
+				return prepayDone(o, &PrepayDone{Code: "NO_AUTH", Definitive: true, Err: errors.New("refused")}, env)
+			},
 			store.StateFailed, []string{event.OrderPrepayFailed}, stockRelease, callNone, StatusOK},
+		{"a prepay whose outcome is unknown keeps the order CREATED and its stock", store.StateCreated,
+			func(o store.Order) Outcome {
+				return prepayDone(o, &PrepayDone{Code: "SYSTEM_ERROR", Err: errors.New("500")}, env)
+			},
+			store.StateCreated, nil, stockNone, callNone, StatusOK},
 		{"a prepay result for a closed order changes nothing", store.StateClosed,
 			func(o store.Order) Outcome { return prepayDone(o, &PrepayDone{PrepayID: "wx1"}, env) },
 			store.StateClosed, nil, stockNone, callNone, StatusConflict},
@@ -225,18 +232,25 @@ func TestTransitions(t *testing.T) {
 	}
 }
 
-func TestCreateIsIdempotent(t *testing.T) {
+func TestCreatePricesFromTheCatalogue(t *testing.T) {
 	t.Parallel()
 	env := testEnv(t0)
-	m := &Create{OutTradeNo: "S01ABCDEF0001", OpenID: "o", SKU: "sku-1", Quantity: 2, Total: 1000, TTL: 15 * time.Minute}
-	first := create(store.Order{}, false, m, env)
+	m := &Prepay{OutTradeNo: "S01ABCDEF0001", OpenID: "o", SKU: "sku-1", Quantity: 2}
+	first := create(m, &store.SKU{SKU: "sku-1", Price: 500, Description: "d"}, 15*time.Minute, env)
 	if first.Status != StatusCreated || first.Order.State != store.StateCreated || len(first.Events) != 1 ||
-		first.Order.ExpiresMs != t0.Add(15*time.Minute).UnixMilli() {
-		t.Fatalf("first create %+v", first)
+		first.Order.ExpiresMs != t0.Add(15*time.Minute).UnixMilli() || first.Order.Total != 1000 {
+		t.Fatalf("create %+v", first)
 	}
-	again := create(first.Order, true, m, env)
-	if again.Write || again.Status != StatusOK || again.Order.Seq != first.Order.Seq {
-		t.Fatalf("second create wrote: %+v", again)
+	if !sameRequest(&first.Order, m) {
+		t.Fatal("the request that created the order is not the same request")
+	}
+	for _, other := range []*Prepay{
+		{OutTradeNo: m.OutTradeNo, OpenID: "o", SKU: "sku-1", Quantity: 99},
+		{OutTradeNo: m.OutTradeNo, OpenID: "o", SKU: "sku-2", Quantity: 2},
+	} {
+		if sameRequest(&first.Order, other) {
+			t.Errorf("%+v counted as the same request", other)
+		}
 	}
 }
 

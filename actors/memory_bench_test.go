@@ -53,7 +53,7 @@ func BenchmarkMemory(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	sys, err := New(Config{AppID: "wx", MchID: "1", Idle: 30 * time.Second, Partitions: 16}, st, &scriptedWeChat{state: map[string]string{}})
+	sys, err := New(Config{AppID: "wx", MchID: "1", NotifyURL: "https://shop.example/notify", Idle: 30 * time.Second, Partitions: 16}, st, &scriptedWeChat{state: map[string]string{}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,25 +14,34 @@ import (
 // OrderMessage is implemented by every message an order actor handles.
 type OrderMessage interface{ orderKey() string }
 
-// Create creates an order whose stock the caller has already reserved.
-// A repeated Create (same out_trade_no) returns the existing order.
-type Create struct {
-	OutTradeNo  string
-	OpenID      string
-	SKU         string
-	Description string
-	Quantity    int64
-	Total       int64 // fen, from the catalogue
-	IdemKey     string
-	TTL         time.Duration
+// Prepay is a buyer's order request: reserve the SKU's stock, create the
+// order durably, call WeChat's prepay and answer with the PREPAID order.
+// The order actor runs the whole request, so requests for the same
+// out_trade_no (an Idempotency-Key) are served one after the other: a
+// replay with the same parameters answers the same order, one with other
+// parameters StatusIdemReused.
+type Prepay struct {
+	OutTradeNo string
+	OpenID     string
+	SKU        string
+	Quantity   int64
+	IdemKey    string
+	// Fast lets the SKU answer SoldOut from its published count without
+	// a message to its actor (requests without an Idempotency-Key).
+	Fast bool
 }
 
-// PrepayDone reports the prepay call: PrepayID on success, else Code.
+// PrepayDone carries the prepay call's result to the order actor that
+// started it: PrepayID on success, else Err with Code.
 type PrepayDone struct {
 	OutTradeNo string
 	PrepayID   string
 	Code       string // WeChat's code or a transport reason
 	Micros     int64  // how long WeChat took
+	// Definitive: WeChat refused and created nothing (the order fails).
+	// Otherwise an error is an unknown outcome and the order stays CREATED.
+	Definitive bool
+	Err        error
 }
 
 // Get asks for the order's current record.
@@ -92,7 +101,7 @@ type call struct {
 }
 
 func (m *call) orderKey() string            { return m.msg.orderKey() }
-func (m *Create) orderKey() string          { return m.OutTradeNo }
+func (m *Prepay) orderKey() string          { return m.OutTradeNo }
 func (m *PrepayDone) orderKey() string      { return m.OutTradeNo }
 func (m *Get) orderKey() string             { return m.OutTradeNo }
 func (m *PaymentNotified) orderKey() string { return m.Tx.OutTradeNo }
@@ -108,5 +117,9 @@ type Reply struct {
 	Status Status
 	Order  store.Order // the record after the message (zero if none)
 	Exists bool
-	Err    error // a store failure: nothing was acknowledged
+	// RetryAfter is how long to wait before retrying (StatusBudget).
+	RetryAfter time.Duration
+	// Err is a store failure (nothing was acknowledged) or, for Prepay,
+	// the WeChat call's error.
+	Err error
 }

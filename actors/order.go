@@ -22,10 +22,13 @@ type orderActor struct {
 	exists    bool
 	loadErr   error
 	processed uint64
-	inflight  int                    // background WeChat calls not yet answered
+	inflight  int                    // WeChat calls (prepay or background) not yet answered
 	waiting   map[string]chan *Reply // out_refund_no → admin waiting for the refund call
-	queries   int                    // active queries made since load (backoff)
-	reply     chan *Reply            // System.Request's channel for the message being handled (nil: a plain send)
+	prepaying bool                   // a prepay call is out
+	// prepayWaiters wait for the prepay call: its requester and replays.
+	prepayWaiters []prepayWaiter
+	queries       int         // active queries made since load (backoff)
+	reply         chan *Reply // System.Request's channel for the message being handled (nil: a plain send)
 }
 
 // answer delivers rep on ch (nil: nobody waits). It never blocks: the
@@ -49,7 +52,7 @@ func (a *orderActor) Receive(ctx actor.Context) {
 	case *idleCheck:
 		// The manager saw no message for a while. Stop only if nothing is
 		// pending here; the manager double-checks its own count.
-		if a.processed == msg.n && a.inflight == 0 && len(a.waiting) == 0 {
+		if a.processed == msg.n && a.inflight == 0 && len(a.waiting) == 0 && len(a.prepayWaiters) == 0 {
 			ctx.Send(a.manager, &passivate{key: a.key, pid: ctx.Self(), n: a.processed})
 		}
 	case OrderMessage:
@@ -86,7 +89,11 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 		}
 	}
 	env := a.env()
-	if _, isCreate := msg.(*Create); !a.exists && !isCreate {
+	if m, ok := msg.(*Prepay); ok {
+		a.prepay(m, env)
+		return
+	}
+	if !a.exists {
 		if _, isTick := msg.(*Tick); !isTick {
 			a.respond(&Reply{Status: StatusNotFound})
 		}
@@ -94,12 +101,14 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 	}
 	var out Outcome
 	switch m := msg.(type) {
-	case *Create:
-		out = create(a.order, a.exists, m, env)
 	case *Get:
 		a.respond(&Reply{Status: StatusOK, Order: a.order, Exists: true})
 		return
 	case *PrepayDone:
+		if a.prepaying {
+			a.inflight--
+			a.prepaying = false
+		}
 		out = prepayDone(a.order, m, env)
 	case *PaymentNotified:
 		out = paid(a.order, &m.Tx, m.NotifyID, env)
@@ -141,6 +150,8 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 	}
 	// Durable: now answer and act.
 	switch m := msg.(type) {
+	case *PrepayDone:
+		a.answerPrepay(m)
 	case *StartRefund:
 		if out.Call == callRefund && a.reply != nil {
 			if a.waiting == nil {
@@ -196,7 +207,7 @@ func (a *orderActor) commit(msg OrderMessage, out *Outcome) error {
 		w.AddEvent(&out.Events[i])
 	}
 	o := &out.Order
-	if _, ok := msg.(*Create); ok && out.Status == StatusCreated {
+	if _, ok := msg.(*Prepay); ok && out.Status == StatusCreated {
 		w.PutReservation(o.SKU, o.OutTradeNo, store.Reservation{OpenID: o.OpenID, Quantity: o.Quantity})
 	}
 	switch out.Stock {
@@ -289,13 +300,7 @@ func (a *orderActor) startCall(kind callKind, r *store.Refund) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.CallTimeout)
 		msg := fn(ctx)
 		cancel()
-		// The result must arrive: retry delivery while the system runs.
-		for !s.send(msg) {
-			if s.stopped.Load() {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		s.deliver(msg)
 	})
 }
 

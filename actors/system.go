@@ -37,9 +37,11 @@ var (
 	ErrUnavailable = errors.New("actors: owning node unavailable")
 )
 
-// WeChat is the part of the WeChat Pay client the actors call from timers
-// and refunds. *client.Client implements it.
+// WeChat is the part of the WeChat Pay client the order actors call: the
+// prepay of a new order, and the queries, closes and refunds of timers and
+// admins. *client.Client implements it.
 type WeChat interface {
+	Prepay(ctx context.Context, req *wxpay.PrepayRequest) (wxpay.PrepayResponse, error)
 	QueryByOutTradeNo(ctx context.Context, outTradeNo string) (wxpay.Transaction, error)
 	Close(ctx context.Context, outTradeNo string) error
 	CreateRefund(ctx context.Context, req *wxpay.RefundRequest) (wxpay.Refund, error)
@@ -50,11 +52,25 @@ type WeChat interface {
 type Config struct {
 	AppID     string // required
 	MchID     string // required
-	NotifyURL string // refund notifications go here too
+	NotifyURL string // required: where WeChat posts payment and refund notifications
 
 	// OrderTTL is how long an unpaid order lives before it is closed at
-	// WeChat and its stock released (default 15 min).
+	// WeChat and its stock released; it is the prepay's time_expire
+	// (default 15 min, at least WeChat's 1 min).
 	OrderTTL time.Duration
+	// PrepayQPS is the merchant's budget of prepay calls per second
+	// (default 600; negative = unlimited). PrepayMaxWait is how long a
+	// prepay may wait for the budget before the buyer gets StatusBudget
+	// (default 200 ms).
+	PrepayQPS     int
+	PrepayMaxWait time.Duration
+	// PrepayTimeout bounds one prepay call (default 5 s).
+	PrepayTimeout time.Duration
+	// PrepayWorkers and PrepayQueue bound the prepay calls in flight
+	// (default 512) and waiting (default 4096); beyond them a new order is
+	// refused with ErrOverloaded before anything is written.
+	PrepayWorkers int
+	PrepayQueue   int
 	// QueryAfter is how long after prepay the first active query runs
 	// when no notification came (default 1 min); later queries back off.
 	QueryAfter time.Duration
@@ -93,6 +109,17 @@ func (c *Config) setDefaults() {
 	def(&c.Idle, 30*time.Second)
 	def(&c.RequestTimeout, 10*time.Second)
 	def(&c.CallTimeout, 10*time.Second)
+	def(&c.PrepayMaxWait, 200*time.Millisecond)
+	def(&c.PrepayTimeout, 5*time.Second)
+	if c.PrepayQPS == 0 {
+		c.PrepayQPS = 600
+	}
+	if c.PrepayWorkers <= 0 {
+		c.PrepayWorkers = 512
+	}
+	if c.PrepayQueue <= 0 {
+		c.PrepayQueue = 4096
+	}
 	if c.Partitions <= 0 {
 		c.Partitions = 16
 	}
@@ -117,6 +144,8 @@ func (c *Config) Validate() error {
 		return errors.New("actors: AppID is required")
 	case c.MchID == "":
 		return errors.New("actors: MchID is required")
+	case c.NotifyURL == "":
+		return errors.New("actors: NotifyURL is required")
 	case c.OrderTTL < time.Minute:
 		return fmt.Errorf("actors: OrderTTL %s is below WeChat's 1 minute minimum", c.OrderTTL)
 	}
@@ -143,7 +172,9 @@ type System struct {
 	managers  []*actor.PID
 	inventory *Inventory
 	timers    *timers
-	calls     *executor
+	calls     *executor // background calls: query, close, refund
+	prepays   *executor // prepay calls, apart so timers never delay buyers
+	budget    *budget
 	metrics   Metrics
 	workers   *workers
 	stopped   atomic.Bool
@@ -163,6 +194,8 @@ func New(cfg Config, st *store.Store, wc WeChat) (*System, error) {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
 	}))
 	s.calls = newExecutor(cfg.CallWorkers, cfg.CallQueue, &s.metrics)
+	s.prepays = newExecutor(cfg.PrepayWorkers, cfg.PrepayQueue, &s.metrics)
+	s.budget = newBudget(max(cfg.PrepayQPS, 0), cfg.PrepayMaxWait, cfg.Now)
 	s.timers = newTimers(cfg.Now, func(otn string) bool { return s.send(&Tick{OutTradeNo: otn}) }, &s.metrics)
 	s.inventory = newInventory(s)
 	for i := 0; i < cfg.Partitions; i++ {
@@ -303,6 +336,17 @@ func (s *System) send(msg OrderMessage) bool {
 	return true
 }
 
+// deliver sends a WeChat call's result to its order actor. The result must
+// arrive: it retries while the system runs.
+func (s *System) deliver(msg OrderMessage) {
+	for !s.send(msg) {
+		if s.stopped.Load() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Close stops intake, waits for background WeChat calls to finish (up to
 // ctx's deadline) and stops every actor. Pending durable writes complete
 // first: an actor stops only between messages.
@@ -312,6 +356,9 @@ func (s *System) Close(ctx context.Context) error {
 		s.stopped.Store(true)
 		s.timers.stop()
 		err = s.calls.close(ctx)
+		if e := s.prepays.close(ctx); e != nil && err == nil {
+			err = e
+		}
 		// Each order actor stops after the messages already in its mailbox,
 		// so every write in progress completes before the store closes.
 		for _, m := range s.managers {

@@ -12,14 +12,32 @@ import (
 	"github.com/wxpayd/wxpayd/wxpay"
 )
 
-// scriptedWeChat answers the background calls as a test script says. It
-// stands in for WeChat only in these unit tests; the end-to-end tests in
-// ingress run against wxpaysim.
+// scriptedWeChat answers WeChat calls as a test script says. It stands in
+// for WeChat only in these unit tests; the end-to-end tests in ingress run
+// against wxpaysim.
 type scriptedWeChat struct {
 	mu      sync.Mutex
 	state   map[string]string // out_trade_no → trade state WeChat reports
 	queries atomic.Int64
 	closes  atomic.Int64
+	prepays atomic.Int64
+	// prepayErr, when set, answers each prepay instead of a prepay_id.
+	prepayErr func(otn string, n int64) error
+	// prepayGate, when set, holds every prepay until it is closed.
+	prepayGate chan struct{}
+}
+
+func (w *scriptedWeChat) Prepay(_ context.Context, req *wxpay.PrepayRequest) (wxpay.PrepayResponse, error) {
+	n := w.prepays.Add(1)
+	if w.prepayGate != nil {
+		<-w.prepayGate
+	}
+	if w.prepayErr != nil {
+		if err := w.prepayErr(req.OutTradeNo, n); err != nil {
+			return wxpay.PrepayResponse{}, err
+		}
+	}
+	return wxpay.PrepayResponse{PrepayID: "wx-" + req.OutTradeNo}, nil
 }
 
 func (w *scriptedWeChat) set(otn, st string) { w.mu.Lock(); w.state[otn] = st; w.mu.Unlock() }
@@ -87,7 +105,8 @@ func newHarness(t *testing.T, dir string, idle time.Duration, wc *scriptedWeChat
 		clk = &clock{}
 		clk.ns.Store(t0.UnixNano())
 	}
-	sys, err := New(Config{AppID: "wx-app", MchID: "1900000001", Idle: idle, Now: clk.now, Partitions: 4}, st, wc)
+	sys, err := New(Config{AppID: "wx-app", MchID: "1900000001", NotifyURL: "https://shop.example/notify", Idle: idle,
+		Now: clk.now, Partitions: 4, PrepayQPS: -1}, st, wc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,17 +149,23 @@ func (h *harness) putSKU(t *testing.T, sku string, stock, limit int64) {
 	}
 }
 
-// buy reserves and creates an order the way the ingress does.
+// buy sends the Prepay the ingress sends for a request without a key.
 func (h *harness) buy(ctx context.Context, sku, otn, openid string, qty int64) (ReserveStatus, error) {
-	res, err := h.sys.Inventory().Reserve(ctx, sku, otn, openid, qty, true)
-	if err != nil || res.Status != Reserved {
-		return res.Status, err
-	}
-	_, err = h.sys.Request(ctx, &Create{OutTradeNo: otn, OpenID: openid, SKU: sku, Quantity: qty, Total: qty * res.SKU.Price, TTL: 15 * time.Minute})
+	r, err := h.sys.Request(ctx, &Prepay{OutTradeNo: otn, OpenID: openid, SKU: sku, Quantity: qty, Fast: true})
 	if err != nil {
-		h.sys.Inventory().Release(sku, otn)
+		return 0, err
 	}
-	return Reserved, err
+	switch r.Status {
+	case StatusCreated, StatusOK:
+		return Reserved, nil
+	case StatusSoldOut:
+		return SoldOut, nil
+	case StatusLimitExceeded:
+		return LimitExceeded, nil
+	case StatusUnknownSKU:
+		return UnknownSKU, nil
+	}
+	return 0, fmt.Errorf("prepay %s: status %d", otn, r.Status)
 }
 
 func (h *harness) order(t *testing.T, otn string) store.Order {
@@ -262,9 +287,6 @@ func TestTimersQueryThenCloseAtTTL(t *testing.T) {
 		if _, err := h.buy(ctx, "t", otn, "b", 1); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.sys.Request(ctx, &PrepayDone{OutTradeNo: otn, PrepayID: "wx-" + otn}); err != nil {
-			t.Fatal(err)
-		}
 	}
 	// One buyer paid but the notification never came: the query finds it.
 	h.wc.set("S01TIMERPAID1", wxpay.TradeStateSuccess)
@@ -298,9 +320,6 @@ func TestStateSurvivesRestartAndTimersResume(t *testing.T) {
 	ctx := context.Background()
 	for _, otn := range []string{"S01RESTART01", "S01RESTART02"} {
 		if _, err := h.buy(ctx, "r", otn, "b", 1); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := h.sys.Request(ctx, &PrepayDone{OutTradeNo: otn, PrepayID: "wx-" + otn}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -349,7 +368,6 @@ func TestRefundCompletesByQuery(t *testing.T) {
 	if _, err := h.buy(ctx, "f", otn, "b", 1); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = h.sys.Request(ctx, &PrepayDone{OutTradeNo: otn, PrepayID: "wx1"})
 	tx := successTx()
 	tx.OutTradeNo = otn
 	_, _ = h.sys.Request(ctx, &PaymentNotified{Tx: tx, NotifyID: "EV-1"})

@@ -5,10 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -97,7 +95,10 @@ func (s *Server) newOutTradeNo(openid, idemKey string) string {
 	return string(b) // 23-24 chars of [0-9A-Za-z]
 }
 
-// createOrder is the flash-sale hot path.
+// createOrder is the flash-sale hot path: validate, answer SOLD_OUT
+// without a message when the SKU's published count says so, else one
+// request to the order's actor, which reserves, creates, calls WeChat and
+// answers (actors/prepay.go).
 func (s *Server) createOrder(ctx *fasthttp.RequestCtx) {
 	openid, ok := s.buyer(ctx)
 	if !ok {
@@ -133,136 +134,48 @@ func (s *Server) createOrder(ctx *fasthttp.RequestCtx) {
 		s.badRequest(ctx, "Idempotency-Key must be 1 to 64 printable ASCII characters")
 		return
 	}
-	otn := s.newOutTradeNo(openid, idem)
-	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.PrepayTimeout+5*time.Second)
-	defer cancel()
-	sys := s.d.Router
-
-	if idem != "" { // a retry returns the same order
-		r, err := sys.Request(rctx, &actors.Get{OutTradeNo: otn})
-		if err != nil {
-			s.failErr(ctx, err)
-			return
-		}
-		if r.Exists {
-			s.existing(ctx, &r.Order, openid)
-			return
-		}
-	}
-	res, err := sys.Reserve(rctx, req.SKU, otn, openid, req.Quantity, idem == "")
-	if err != nil {
-		s.failErr(ctx, err)
-		return
-	}
-	switch res.Status {
-	case actors.SoldOut:
+	// A request with a key may be the replay of an order that exists:
+	// only its actor can tell, even when the SKU is sold out.
+	fast := idem == ""
+	if fast && s.d.Router.SoldOut(req.SKU, req.Quantity) {
 		s.fail(ctx, answer{fasthttp.StatusConflict, codeSoldOut, "sold out", 0})
 		return
-	case actors.LimitExceeded:
-		s.fail(ctx, answer{fasthttp.StatusConflict, codeLimitExceeded, "per-buyer limit reached", 0})
-		return
-	case actors.UnknownSKU:
-		s.fail(ctx, answer{fasthttp.StatusNotFound, codeUnknownSKU, "no such sku", 0})
-		return
 	}
-	release := func() {
-		if res.Fresh {
-			sys.Release(req.SKU, otn)
-		}
-	}
-	// WeChat's per-merchant rate: wait briefly for the budget, else 429.
-	wait, ok := s.budget.reserve()
-	if !ok {
-		release()
-		s.metrics.admission.WithLabelValues("budget").Inc()
-		s.fail(ctx, answer{fasthttp.StatusTooManyRequests, codeBudget, "prepay budget exhausted: retry shortly",
-			int(wait/time.Second) + 1})
-		return
-	}
-	if wait > 0 {
-		time.Sleep(wait)
-	}
-	r, err := sys.Request(rctx, &actors.Create{
-		OutTradeNo: otn, OpenID: openid, SKU: req.SKU, Description: res.SKU.Description,
-		Quantity: req.Quantity, Total: req.Quantity * res.SKU.Price, IdemKey: idem, TTL: s.cfg.OrderTTL,
+	rctx, cancel := context.WithTimeout(context.Background(), s.prepayWait)
+	defer cancel()
+	r, err := s.d.Router.Request(rctx, &actors.Prepay{
+		OutTradeNo: s.newOutTradeNo(openid, idem), OpenID: openid, SKU: req.SKU, Quantity: req.Quantity,
+		IdemKey: idem, Fast: fast,
 	})
 	if err != nil {
-		release()
 		s.failErr(ctx, err)
 		return
 	}
-	if r.Status != actors.StatusCreated { // created meanwhile by the same key
-		if r.Order.State.Final() {
-			release()
-		}
-		s.existing(ctx, &r.Order, openid)
-		return
-	}
-	o := r.Order
-	preq := &wxpay.PrepayRequest{
-		AppID: s.cfg.AppID, MchID: s.cfg.MchID, Description: truncateUTF8(o.Description, 127),
-		OutTradeNo: otn, TimeExpire: rfc3339(o.ExpiresMs), NotifyURL: s.cfg.NotifyURL,
-		Amount: wxpay.Amount{Total: o.Total, Currency: "CNY"}, Payer: wxpay.Payer{OpenID: openid},
-	}
-	pctx, pcancel := context.WithTimeout(context.Background(), s.cfg.PrepayTimeout)
-	start := time.Now()
-	resp, perr := s.d.Prepayer.Prepay(pctx, preq)
-	pcancel()
-	took := time.Since(start)
-	done := &actors.PrepayDone{OutTradeNo: otn, PrepayID: resp.PrepayID, Micros: took.Microseconds()}
-	if perr != nil {
-		code, definitive := refusal(perr)
-		if !definitive {
-			// Unknown outcome (timeout, 5xx, unsigned answer): the order
-			// stays CREATED and its timer closes it at WeChat, which
-			// releases the stock. The buyer may retry.
-			s.failErr(ctx, perr)
-			return
-		}
-		done.Code = code
-	}
-	r, err = sys.Request(rctx, done)
-	if err != nil {
-		s.failErr(ctx, err)
-		return
-	}
-	if perr != nil {
-		s.failErr(ctx, perr)
-		return
-	}
-	if r.Order.State != store.StatePrepaid {
-		s.existing(ctx, &r.Order, openid)
-		return
-	}
-	s.respondOrder(ctx, fasthttp.StatusCreated, &r.Order)
-}
-
-// refusal tells a definitive refusal (a signed 4xx answer: the order was
-// not created at WeChat) from an unknown outcome.
-func refusal(err error) (code string, definitive bool) {
-	var we *wxpay.APIError
-	if errors.As(err, &we) {
-		if errors.Is(err, client.ErrUnsignedResponse) || we.Status >= 500 {
-			return we.Code, false
-		}
-		return we.Code, true
-	}
-	switch {
-	case errors.Is(err, client.ErrTimeout):
-		return "TIMEOUT", false
-	case errors.Is(err, client.ErrOverloaded):
-		// Refused locally before sending: nothing reached WeChat.
-		return "CLIENT_OVERLOADED", true
-	}
-	return "TRANSPORT", false
-}
-
-// existing answers a retried create with the order as it is now.
-func (s *Server) existing(ctx *fasthttp.RequestCtx, o *store.Order, openid string) {
-	if o.OpenID != openid {
+	switch r.Status {
+	case actors.StatusCreated:
+		s.respondOrder(ctx, fasthttp.StatusCreated, &r.Order)
+	case actors.StatusSoldOut:
+		s.fail(ctx, answer{fasthttp.StatusConflict, codeSoldOut, "sold out", 0})
+	case actors.StatusLimitExceeded:
+		s.fail(ctx, answer{fasthttp.StatusConflict, codeLimitExceeded, "per-buyer limit reached", 0})
+	case actors.StatusUnknownSKU:
+		s.fail(ctx, answer{fasthttp.StatusNotFound, codeUnknownSKU, "no such sku", 0})
+	case actors.StatusBudget:
+		s.metrics.admission.WithLabelValues("budget").Inc()
+		s.fail(ctx, answer{fasthttp.StatusTooManyRequests, codeBudget, "prepay budget exhausted: retry shortly",
+			int(r.RetryAfter/time.Second) + 1})
+	case actors.StatusIdemReused:
+		s.fail(ctx, answer{fasthttp.StatusUnprocessableEntity, codeIdemReused,
+			"this Idempotency-Key was first used with other parameters", 0})
+	case actors.StatusOK:
+		s.existing(ctx, &r.Order)
+	default: // StatusConflict: the key's order number belongs to another buyer
 		s.fail(ctx, answer{fasthttp.StatusConflict, codeConflict, "idempotency key already used", 0})
-		return
 	}
+}
+
+// existing answers a replayed create with the order as it is now.
+func (s *Server) existing(ctx *fasthttp.RequestCtx, o *store.Order) {
 	if o.State == store.StateCreated {
 		s.fail(ctx, answer{fasthttp.StatusConflict, codeInProgress, "the order is being created: retry", 1})
 		return
@@ -327,14 +240,4 @@ func (s *Server) payment(ctx *fasthttp.RequestCtx, otn string) {
 		return
 	}
 	s.respondOrder(ctx, fasthttp.StatusOK, o)
-}
-
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

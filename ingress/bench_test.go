@@ -147,16 +147,9 @@ func benchNotifyAck(b *testing.B, idle time.Duration, cold bool) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			otn := fmt.Sprintf("01ACK%019d", i)
-			if _, err := s.sys.Inventory().Reserve(ctx, "ack", otn, "buyer-"+strconv.Itoa(i), 1, false); err != nil {
-				b.Error(err)
-				return
-			}
-			if _, err := s.sys.Request(ctx, &actors.Create{OutTradeNo: otn, OpenID: "buyer-" + strconv.Itoa(i), SKU: "ack", Quantity: 1, Total: 1999, TTL: time.Hour}); err != nil {
-				b.Error(err)
-				return
-			}
-			if _, err := s.sys.Request(ctx, &actors.PrepayDone{OutTradeNo: otn, PrepayID: "wx" + otn}); err != nil {
-				b.Error(err)
+			r, err := s.sys.Request(ctx, &actors.Prepay{OutTradeNo: otn, OpenID: "buyer-" + strconv.Itoa(i), SKU: "ack", Quantity: 1})
+			if err != nil || r.Order.State != store.StatePrepaid {
+				b.Errorf("prepay %s: %v %s", otn, err, r.Order.State)
 				return
 			}
 			nt := s.makeNotice(s.transactionJSON(otn, "buyer-"+strconv.Itoa(i), 1999, nil), wxpay.AlgorithmAESGCM, time.Now(), s.id.PublicKeyID, wechat)

@@ -68,17 +68,18 @@ type stack struct {
 	stop  func()
 }
 
-// timedPrepayer records how long WeChat (the simulator) took for each
-// out_trade_no, so benchmarks can subtract it from the request's latency.
+// timedPrepayer is the WeChat client the order actors call, recording how
+// long WeChat (the simulator) took for each prepay, so benchmarks can
+// subtract it from the request's latency.
 type timedPrepayer struct {
-	Prepayer
+	*client.Client
 	mu   sync.Mutex
 	took map[string]time.Duration
 }
 
 func (p *timedPrepayer) Prepay(ctx context.Context, req *wxpay.PrepayRequest) (wxpay.PrepayResponse, error) {
 	t0 := time.Now()
-	r, err := p.Prepayer.Prepay(ctx, req)
+	r, err := p.Client.Prepay(ctx, req)
 	d := time.Since(t0)
 	p.mu.Lock()
 	p.took[req.OutTradeNo] = d
@@ -164,20 +165,21 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	if o.idle <= 0 {
 		o.idle = time.Second
 	}
-	if s.sys, err = actors.New(actors.Config{AppID: id.AppID, MchID: id.MchID, NotifyURL: notifyURL, Now: s.clock.now, Idle: o.idle}, s.st, pay); err != nil {
+	s.prep = &timedPrepayer{Client: pay, took: map[string]time.Duration{}}
+	if s.sys, err = actors.New(actors.Config{AppID: id.AppID, MchID: id.MchID, NotifyURL: notifyURL, Now: s.clock.now,
+		Idle: o.idle, PrepayQPS: o.prepayQPS}, s.st, s.prep); err != nil {
 		t.Fatal(err)
 	}
 	v2key, err := wxpay.NewV2Key(id.APIv2Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.prep = &timedPrepayer{Prepayer: pay, took: map[string]time.Duration{}}
 	reg := prometheus.NewRegistry()
 	if s.srv, err = New(Config{
-		AppID: id.AppID, MchID: id.MchID, NotifyURL: notifyURL, SessionSecret: bytes.Repeat([]byte("s"), 32),
-		AdminToken: []byte(s.admin), Now: s.clock.now, PrepayQPS: o.prepayQPS,
+		AppID: id.AppID, MchID: id.MchID, SessionSecret: bytes.Repeat([]byte("s"), 32),
+		AdminToken: []byte(s.admin), Now: s.clock.now,
 	}, Deps{
-		Actors: s.sys, Signer: signer, Notify: wxpay.NewNotifyParser(verifier, aead), Prepayer: s.prep, Login: login,
+		Actors: s.sys, Signer: signer, Notify: wxpay.NewNotifyParser(verifier, aead), Login: login,
 		V2Key: v2key, Registry: reg, Gatherer: reg,
 	}); err != nil {
 		t.Fatal(err)
@@ -438,6 +440,96 @@ func TestEndToEndIdempotencyKey(t *testing.T) {
 	_ = json.Unmarshal(b, &p)
 	if st != 200 || p.Payment.Package != c1.Payment.Package || p.Payment.NonceStr == c1.Payment.NonceStr {
 		t.Fatalf("payment: %d %s", st, b)
+	}
+}
+
+// TestEndToEndIdempotencyKeyRace: one buyer races the same keys with other
+// SKUs and quantities. Every answer is the key's one order with the
+// request's own parameters, or 422 IDEMPOTENCY_KEY_REUSED, or a stock
+// refusal; stock in memory equals stock on disk equals the orders.
+func TestEndToEndIdempotencyKeyRace(t *testing.T) {
+	s := newStack(t, stackOpts{})
+	s.putSKU("race-a", 150)
+	s.putSKU("race-b", 150)
+	tok := s.loginAs("mallory")
+	type body struct {
+		SKU      string `json:"sku"`
+		Quantity int64  `json:"quantity"`
+	}
+	variants := []body{{"race-a", 1}, {"race-a", 99}, {"race-b", 1}, {"race-a", 2}}
+	const keys, perKey = 4, 60
+	type result struct {
+		req  body
+		st   int
+		resp []byte
+	}
+	results := make([][]result, keys)
+	var wg sync.WaitGroup
+	for k := 0; k < keys; k++ {
+		results[k] = make([]result, perKey)
+		for i := 0; i < perKey; i++ {
+			wg.Add(1)
+			go func(k, i int) {
+				defer wg.Done()
+				req := variants[(i+k)%len(variants)]
+				st, b, _ := s.do("POST", "/api/v1/orders", tok, req, "Idempotency-Key", fmt.Sprintf("race-%d", k))
+				results[k][i] = result{req, st, b}
+			}(k, i)
+		}
+	}
+	wg.Wait()
+	held := map[string]int64{}
+	for k := 0; k < keys; k++ {
+		var otn string
+		var own body
+		for _, r := range results[k] {
+			var v struct {
+				created
+				SKU      string `json:"sku"`
+				Quantity int64  `json:"quantity"`
+				Error    struct {
+					Code string `json:"code"`
+				} `json:"error"`
+			}
+			_ = json.Unmarshal(r.resp, &v)
+			switch r.st {
+			case 200, 201:
+				if v.SKU != r.req.SKU || v.Quantity != r.req.Quantity {
+					t.Fatalf("key %d: asked %+v, answered %d %s", k, r.req, r.st, r.resp)
+				}
+				if otn != "" && (v.OutTradeNo != otn || own != r.req) {
+					t.Fatalf("key %d: two orders or parameters: %s %+v / %s %+v", k, otn, own, v.OutTradeNo, r.req)
+				}
+				otn, own = v.OutTradeNo, r.req
+			case 422:
+				if v.Error.Code != "IDEMPOTENCY_KEY_REUSED" {
+					t.Fatalf("key %d: 422 %s", k, r.resp)
+				}
+			case 409:
+				if c := v.Error.Code; c != "LIMIT_EXCEEDED" && c != "SOLD_OUT" && c != "ORDER_IN_PROGRESS" {
+					t.Fatalf("key %d: 409 %s", k, r.resp)
+				}
+			default:
+				t.Fatalf("key %d: %d %s", k, r.st, r.resp)
+			}
+		}
+		if otn != "" {
+			held[own.SKU] += own.Quantity
+			// Every 422 was for other parameters than the order's.
+			for _, r := range results[k] {
+				if r.st == 422 && r.req == own {
+					t.Fatalf("key %d: its own parameters refused", k)
+				}
+			}
+		}
+	}
+	for _, sku := range []string{"race-a", "race-b"} {
+		v := s.sku(sku)
+		var disk int64
+		_ = s.st.Reservations(sku, func(_ string, r store.Reservation) error { disk += r.Quantity; return nil })
+		if v.Reserved != held[sku] || disk != held[sku] || held[sku] > 2 {
+			t.Fatalf("%s: memory %d, disk %d, orders %d (per-buyer limit 2)", sku, v.Reserved, disk, held[sku])
+		}
 	}
 }
 

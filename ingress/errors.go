@@ -29,6 +29,7 @@ const (
 	codeLimitExceeded  = "LIMIT_EXCEEDED"
 	codeUnknownSKU     = "UNKNOWN_SKU"
 	codeConflict       = "CONFLICT"
+	codeIdemReused     = "IDEMPOTENCY_KEY_REUSED"
 	codeInProgress     = "ORDER_IN_PROGRESS"
 	codeOverloaded     = "OVERLOADED"
 	codeUnavailable    = "SHARD_UNAVAILABLE"

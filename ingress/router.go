@@ -8,7 +8,7 @@ import (
 	"github.com/wxpayd/wxpayd/actors/store"
 )
 
-// Router takes every message the server sends to orders and stock. In
+// Router takes every message the server sends to orders and SKUs. In
 // single-node mode it is the local actors.System (see Local); in cluster
 // mode it sends a message to the node owning the order's shard (the first
 // two characters of out_trade_no) or the SKU, and answers
@@ -17,11 +17,9 @@ import (
 type Router interface {
 	// Request delivers an order message and waits for the order's reply.
 	Request(ctx context.Context, msg actors.OrderMessage) (actors.Reply, error)
-	// Reserve holds stock for an order (see actors.Inventory.Reserve).
-	Reserve(ctx context.Context, sku, otn, openid string, qty int64, fast bool) (actors.ReserveResult, error)
-	// Release gives back a fresh reservation that never became an order.
-	// It does not block.
-	Release(sku, otn string)
+	// SoldOut tells without waiting whether sku has fewer than qty units
+	// left, as far as this node knows (false when it does not know).
+	SoldOut(sku string, qty int64) bool
 	// PutSKU and GetSKU set and read a catalogue entry at its owner.
 	PutSKU(ctx context.Context, k store.SKU) (actors.SKUView, error)
 	GetSKU(ctx context.Context, sku string) (actors.SKUView, error)
@@ -37,13 +35,11 @@ func (l Local) Request(ctx context.Context, msg actors.OrderMessage) (actors.Rep
 	return l.Sys.Request(ctx, msg)
 }
 
-// Reserve implements Router.
-func (l Local) Reserve(ctx context.Context, sku, otn, openid string, qty int64, fast bool) (actors.ReserveResult, error) {
-	return l.Sys.Inventory().Reserve(ctx, sku, otn, openid, qty, fast)
+// SoldOut implements Router.
+func (l Local) SoldOut(sku string, qty int64) bool {
+	left, ok := l.Sys.Inventory().Left(sku)
+	return ok && left < qty
 }
-
-// Release implements Router.
-func (l Local) Release(sku, otn string) { l.Sys.Inventory().Release(sku, otn) }
 
 // PutSKU implements Router.
 func (l Local) PutSKU(ctx context.Context, k store.SKU) (actors.SKUView, error) {

@@ -21,11 +21,6 @@ import (
 	"github.com/wxpayd/wxpayd/wxpay/client"
 )
 
-// Prepayer calls WeChat Pay's JSAPI prepay. *client.Client implements it.
-type Prepayer interface {
-	Prepay(ctx context.Context, req *wxpay.PrepayRequest) (wxpay.PrepayResponse, error)
-}
-
 // Login exchanges a wx.login code for a session. *client.LoginClient
 // implements it.
 type Login interface {
@@ -34,21 +29,9 @@ type Login interface {
 
 // Config configures the server. Zero values take the defaults noted.
 type Config struct {
-	AppID     string // required
-	MchID     string // required
-	NotifyURL string // required: where WeChat posts notifications (HTTPS in production)
+	AppID string // required: signs the wx.requestPayment parameters
+	MchID string // required: APIv2 notifications must name it
 
-	// OrderTTL is an unpaid order's life; it becomes the prepay's
-	// time_expire (default 15 min).
-	OrderTTL time.Duration
-	// PrepayQPS is the per-merchant budget of prepay calls per second
-	// (default 600; negative = unlimited).
-	PrepayQPS int
-	// PrepayMaxWait is how long a buyer may wait for the budget before
-	// getting 429 (default 200 ms).
-	PrepayMaxWait time.Duration
-	// PrepayTimeout bounds the WeChat prepay call (default 5 s).
-	PrepayTimeout time.Duration
 	// MaxPrepayInFlight and MaxNotifyInFlight are the admission limits of
 	// the two lanes (defaults 4096 and 2048).
 	MaxPrepayInFlight int
@@ -71,18 +54,6 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.OrderTTL <= 0 {
-		c.OrderTTL = 15 * time.Minute
-	}
-	if c.PrepayQPS == 0 {
-		c.PrepayQPS = 600
-	}
-	if c.PrepayMaxWait <= 0 {
-		c.PrepayMaxWait = 200 * time.Millisecond
-	}
-	if c.PrepayTimeout <= 0 {
-		c.PrepayTimeout = 5 * time.Second
-	}
 	if c.MaxPrepayInFlight <= 0 {
 		c.MaxPrepayInFlight = 4096
 	}
@@ -113,8 +84,6 @@ func (c *Config) Validate() error {
 		return errors.New("ingress: AppID is required")
 	case c.MchID == "":
 		return errors.New("ingress: MchID is required")
-	case c.NotifyURL == "":
-		return errors.New("ingress: NotifyURL is required")
 	case len(c.SessionSecret) < 32:
 		return errors.New("ingress: SessionSecret must be at least 32 bytes")
 	case len(c.AdminToken) < 16:
@@ -143,7 +112,6 @@ type Deps struct {
 	Signer   *wxpay.Signer
 	Notify   *wxpay.NotifyParser
 	V2Key    *wxpay.V2Key // nil: the APIv2 notification routes answer 404
-	Prepayer Prepayer
 	Login    Login
 	Registry prometheus.Registerer // nil: metrics are not registered
 	Gatherer prometheus.Gatherer   // for /metrics; nil: prometheus.DefaultGatherer
@@ -152,17 +120,19 @@ type Deps struct {
 // Server is the fasthttp front. Build it with New, then Serve; Shutdown
 // stops it. Safe for concurrent use.
 type Server struct {
-	cfg      Config
-	d        Deps
-	sess     *sessions
-	prepay   *lane
-	notify   *lane
-	budget   *budget
-	metrics  *metrics
-	srv      *fasthttp.Server
-	ready    atomic.Bool
-	draining atomic.Bool
-	rejects  rejectLimiter
+	cfg    Config
+	d      Deps
+	sess   *sessions
+	prepay *lane
+	notify *lane
+	// prepayWait bounds a buyer's wait for the order actor: the budget's
+	// pacing, WeChat's answer and a margin.
+	prepayWait time.Duration
+	metrics    *metrics
+	srv        *fasthttp.Server
+	ready      atomic.Bool
+	draining   atomic.Bool
+	rejects    rejectLimiter
 }
 
 // New builds a server.
@@ -171,8 +141,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if d.Actors == nil || d.Signer == nil || d.Notify == nil || d.Prepayer == nil || d.Login == nil {
-		return nil, errors.New("ingress: Actors, Signer, Notify, Prepayer and Login are required")
+	if d.Actors == nil || d.Signer == nil || d.Notify == nil || d.Login == nil {
+		return nil, errors.New("ingress: Actors, Signer, Notify and Login are required")
 	}
 	if d.Router == nil {
 		d.Router = Local{Sys: d.Actors}
@@ -182,8 +152,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		sess:   &sessions{secret: cfg.SessionSecret, ttl: cfg.SessionTTL, now: cfg.Now},
 		prepay: newLane(cfg.MaxPrepayInFlight),
 		notify: newLane(cfg.MaxNotifyInFlight),
-		budget: newBudget(max(cfg.PrepayQPS, 0), cfg.PrepayMaxWait, cfg.Now),
 	}
+	ac := d.Actors.Config()
+	s.prepayWait = ac.PrepayMaxWait + ac.PrepayTimeout + 5*time.Second
 	var err error
 	if s.metrics, err = newMetrics(d.Registry, d.Gatherer, s); err != nil {
 		return nil, err

@@ -390,9 +390,7 @@ func (n *Node) known(shard string) bool {
 
 func orderKey(msg actors.OrderMessage) string {
 	switch m := msg.(type) {
-	case *actors.Create:
-		return m.OutTradeNo
-	case *actors.PrepayDone:
+	case *actors.Prepay:
 		return m.OutTradeNo
 	case *actors.Get:
 		return m.OutTradeNo
@@ -416,7 +414,7 @@ func (n *Node) stockCall(ctx context.Context, t string, r stockReq) (answer, str
 	return a, owner, err
 }
 
-// Reserve implements ingress.Router: at the SKU's owner.
+// Reserve implements actors.StockRemote: at the SKU's owner.
 func (n *Node) Reserve(ctx context.Context, sku, otn, openid string, qty int64, fast bool) (actors.ReserveResult, error) {
 	if n.Owns(sku) {
 		inv := n.sys.Inventory()
@@ -432,15 +430,21 @@ func (n *Node) Reserve(ctx context.Context, sku, otn, openid string, qty int64, 
 	return *a.Reserve, nil
 }
 
-// Release implements ingress.Router and actors.StockRemote.
+// Release implements actors.StockRemote: the order actors call it for the
+// SKUs another node owns; the release reaches the owner durably.
 func (n *Node) Release(sku, otn string) {
-	if n.Owns(sku) {
-		if ShardOf(otn) == n.cfg.Shard {
-			n.sys.Inventory().Release(sku, otn)
-			return
-		}
-	}
 	n.stock.add(stockReq{SKU: sku, OTN: otn})
+}
+
+// SoldOut implements ingress.Router: the lock-free check of a SKU this
+// node owns; false for the others (their owner checks when the order
+// actor reserves).
+func (n *Node) SoldOut(sku string, qty int64) bool {
+	if !n.Owns(sku) {
+		return false
+	}
+	left, ok := n.sys.Inventory().Left(sku)
+	return ok && left < qty
 }
 
 // Commit implements actors.StockRemote.

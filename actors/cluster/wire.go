@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/wxpayd/wxpayd/actors"
 	"github.com/wxpayd/wxpayd/actors/event"
@@ -13,8 +14,7 @@ import (
 
 // Message types of the envelope.
 const (
-	tCreate       = "create"
-	tPrepayDone   = "prepay_done"
+	tPrepay       = "prepay"
 	tGet          = "get"
 	tPaid         = "paid"
 	tRefundNotify = "refund_notified"
@@ -48,6 +48,7 @@ type answer struct {
 	Status  actors.Status
 	Order   *store.Order          `json:"order,omitempty"`
 	Exists  bool                  `json:"exists,omitempty"`
+	RetryMs int64                 `json:"retry_ms,omitempty"`
 	Reserve *actors.ReserveResult `json:"reserve,omitempty"`
 	SKU     *actors.SKUView       `json:"sku,omitempty"`
 	History []event.Event         `json:"history,omitempty"`
@@ -95,10 +96,8 @@ func codeErr(shard, code string) error {
 func encodeOrder(msg actors.OrderMessage) (envelope, error) {
 	var t string
 	switch msg.(type) {
-	case *actors.Create:
-		t = tCreate
-	case *actors.PrepayDone:
-		t = tPrepayDone
+	case *actors.Prepay:
+		t = tPrepay
 	case *actors.Get:
 		t = tGet
 	case *actors.PaymentNotified:
@@ -117,10 +116,8 @@ func encodeOrder(msg actors.OrderMessage) (envelope, error) {
 func decodeOrder(e envelope) (actors.OrderMessage, error) {
 	var m actors.OrderMessage
 	switch e.Type {
-	case tCreate:
-		m = &actors.Create{}
-	case tPrepayDone:
-		m = &actors.PrepayDone{}
+	case tPrepay:
+		m = &actors.Prepay{}
 	case tGet:
 		m = &actors.Get{}
 	case tPaid:
@@ -136,7 +133,7 @@ func decodeOrder(e envelope) (actors.OrderMessage, error) {
 }
 
 func replyAnswer(r actors.Reply, err error) answer {
-	a := answer{Err: errCode(err), Status: r.Status, Exists: r.Exists}
+	a := answer{Err: errCode(err), Status: r.Status, Exists: r.Exists, RetryMs: r.RetryAfter.Milliseconds()}
 	if r.Exists || r.Order.OutTradeNo != "" {
 		o := r.Order
 		a.Order = &o
@@ -145,7 +142,7 @@ func replyAnswer(r actors.Reply, err error) answer {
 }
 
 func (a *answer) reply(shard string) (actors.Reply, error) {
-	r := actors.Reply{Status: a.Status, Exists: a.Exists}
+	r := actors.Reply{Status: a.Status, Exists: a.Exists, RetryAfter: time.Duration(a.RetryMs) * time.Millisecond}
 	if a.Order != nil {
 		r.Order = *a.Order
 	}

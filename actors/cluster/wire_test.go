@@ -5,7 +5,6 @@ import (
 	"errors"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/wxpayd/wxpayd/actors"
 	"github.com/wxpayd/wxpayd/actors/store"
@@ -15,8 +14,7 @@ import (
 func TestOrderMessagesSurviveTheEnvelope(t *testing.T) {
 	t.Parallel()
 	msgs := []actors.OrderMessage{
-		&actors.Create{OutTradeNo: "02abc", OpenID: "o", SKU: "s", Quantity: 2, Total: 200, IdemKey: "k", TTL: time.Minute},
-		&actors.PrepayDone{OutTradeNo: "02abc", PrepayID: "wx1", Micros: 5},
+		&actors.Prepay{OutTradeNo: "02abc", OpenID: "o", SKU: "s", Quantity: 2, IdemKey: "k", Fast: true},
 		&actors.Get{OutTradeNo: "02abc"},
 		&actors.PaymentNotified{NotifyID: "n1", Tx: wxpay.Transaction{OutTradeNo: "02abc", TradeState: "SUCCESS", Amount: wxpay.TransactionAmount{Total: 200}}},
 		&actors.RefundNotified{NotifyID: "n2", Notice: wxpay.RefundNotice{OutTradeNo: "02abc", OutRefundNo: "02abc-R1"}},

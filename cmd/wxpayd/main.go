@@ -257,6 +257,7 @@ func build(v values, log *slog.Logger) (*app, error) {
 	}
 	if a.sys, err = actors.New(actors.Config{
 		AppID: v["WXPAY_APPID"], MchID: v["WXPAY_MCHID"], NotifyURL: v["WXPAY_NOTIFY_URL"], OrderTTL: ttl,
+		PrepayQPS: qps,
 	}, a.store, a.pay); err != nil {
 		_ = a.store.Close()
 		return nil, configError{err}
@@ -278,11 +279,11 @@ func build(v values, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	if a.srv, err = ingress.New(ingress.Config{
-		AppID: v["WXPAY_APPID"], MchID: v["WXPAY_MCHID"], NotifyURL: v["WXPAY_NOTIFY_URL"], OrderTTL: ttl,
-		PrepayQPS: qps, SessionSecret: session, AdminToken: admin, ShardPrefix: v["WXPAYD_SHARD"], Logger: log,
+		AppID: v["WXPAY_APPID"], MchID: v["WXPAY_MCHID"],
+		SessionSecret: session, AdminToken: admin, ShardPrefix: v["WXPAYD_SHARD"], Logger: log,
 	}, ingress.Deps{
 		Actors: a.sys, Router: router, Signer: signer, Notify: wxpay.NewNotifyParser(verifier, aead), V2Key: v2key,
-		Prepayer: a.pay, Login: a.login, Registry: a.registry, Gatherer: a.registry,
+		Login: a.login, Registry: a.registry, Gatherer: a.registry,
 	}); err != nil {
 		_ = a.store.Close()
 		return nil, configError{err}
