@@ -1,12 +1,16 @@
 package actors
 
 import (
+	"errors"
+	"hash/fnv"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/wxpayd/wxpayd/actors/event"
 	"github.com/wxpayd/wxpayd/actors/store"
 	"github.com/wxpayd/wxpayd/wxpay"
+	"github.com/wxpayd/wxpayd/wxpay/client"
 )
 
 // The order state machine, as a pure function of (record, message, env):
@@ -41,6 +45,7 @@ const (
 	callClose
 	callRefund
 	callRefundQuery
+	callApplyAbnormal
 )
 
 // Outcome is what a transition decided.
@@ -51,7 +56,11 @@ type Outcome struct {
 	Status Status        // the answer to whoever sent the message
 	Stock  stockEffect
 	Call   callKind
-	Refund *store.Refund // the refund a callRefund/callRefundQuery is about
+	Refund *store.Refund // the refund a callRefund/callRefundQuery/callApplyAbnormal is about
+	// Stall: WeChat refused a background call in a way a retry cannot
+	// change (an alert was written); no timer is set until the next
+	// message or restart.
+	Stall bool
 }
 
 // Status is the result of a message, mapped to HTTP by the ingress.
@@ -70,7 +79,8 @@ const (
 	StatusLimitExceeded               // Prepay: the buyer's per-buyer limit would be passed
 	StatusUnknownSKU                  // Prepay: no such SKU
 	StatusBudget                      // Prepay: the merchant's WeChat budget is spent; retry after Reply.RetryAfter
-	StatusIdemReused                  // Prepay: the order number's first request had other parameters
+	StatusIdemReused                  // Prepay, StartRefund: the number's first request had other parameters
+	StatusPending                     // StartRefund: sent, WeChat's answer unknown; it is retried and queried
 )
 
 // emit appends an event with the next seq and fills the common fields.
@@ -241,39 +251,131 @@ func appendBounded(ids []string, id string) []string {
 	return ids
 }
 
-// tick is the order's timer: query an unpaid order, close it at its TTL.
+// Background calls (query, close, refund, refund query) run on a
+// persisted schedule: the record's Queries counts the attempts of the
+// current step and NextTickMs says when the next may run. tick writes both
+// before the call goes out, so neither a crash nor passivation resets the
+// backoff; a state change resets them (see resetSchedule).
+
+// maxBackoff caps the spacing of background calls.
+const maxBackoff = 10 * time.Minute
+
+// backoff is the spacing after attempt n (1, 2, ...): base, 2·base, 4·base
+// ... capped at maxBackoff, less up to a fifth, the jitter spread by order
+// number so orders that failed together do not retry together.
+func backoff(n int, base time.Duration, otn string) time.Duration {
+	d := base
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, maxBackoff)
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(otn))
+	_, _ = h.Write([]byte{byte(n)})
+	return d - d/5*time.Duration(h.Sum32()%1000)/1000
+}
+
+// nextDue is when the order's timer should next fire; false when no
+// background step is pending in its state.
+func nextDue(o *store.Order, env Env) (time.Time, bool) {
+	var due int64
+	switch o.State {
+	case store.StateCreated:
+		due = o.CreatedMs + env.CloseGrace.Milliseconds()
+	case store.StatePrepaid:
+		due = min(o.PrepaidMs+env.QueryAfter.Milliseconds(), o.ExpiresMs)
+	case store.StateRefunding:
+		r := pendingRefund(o)
+		if r == nil {
+			return time.Time{}, false
+		}
+		due = r.CreatedMs + env.QueryAfter.Milliseconds()
+	default:
+		return time.Time{}, false
+	}
+	return time.UnixMilli(max(due, o.NextTickMs)), true
+}
+
+// tick is the order's timer: query an unpaid order, close it at its TTL,
+// complete a refund; each attempt first moves the persisted schedule on.
 func tick(cur store.Order, env Env) Outcome {
 	o := Outcome{Order: cur, Status: StatusOK}
 	now := env.Now.UnixMilli()
+	if due, ok := nextDue(&cur, env); !ok || now < due.UnixMilli() {
+		return o
+	}
 	switch cur.State {
 	case store.StateCreated:
-		if now-cur.CreatedMs >= env.CloseGrace.Milliseconds() {
-			o.Call = callClose // the prepay never completed; nobody can pay it
-		}
+		o.Call = callClose // the prepay never completed; nobody can pay it
 	case store.StatePrepaid:
-		switch {
-		case now >= cur.ExpiresMs:
+		if now >= cur.ExpiresMs {
 			o.Call = callClose
-		case now-cur.PrepaidMs >= env.QueryAfter.Milliseconds():
+			if cur.NextTickMs <= cur.ExpiresMs {
+				o.Order.Queries = 0 // the first close: queries spaced the schedule so far
+			}
+		} else {
 			o.Call = callQuery
 		}
 	case store.StateRefunding:
-		if r := pendingRefund(&cur); r != nil && now-r.CreatedMs >= env.QueryAfter.Milliseconds() {
-			o.Call = callRefundQuery
-			rc := *r
-			o.Refund = &rc
+		rc := *pendingRefund(&cur)
+		o.Refund = &rc
+		o.Call = callRefundQuery
+		if rc.RefundID == "" {
+			// WeChat never confirmed the refund: send it again with the
+			// same out_refund_no (WeChat refunds once per number).
+			o.Call = callRefund
 		}
 	}
+	o.Order.Queries++
+	next := now + backoff(o.Order.Queries, env.QueryAfter, cur.OutTradeNo).Milliseconds()
+	if o.Call == callQuery {
+		next = min(next, cur.ExpiresMs) // the close at the TTL is not pushed back
+	}
+	o.Order.NextTickMs = next
+	o.Write = true
 	return o
+}
+
+// resetSchedule starts a new state's background steps from scratch.
+func resetSchedule(cur *store.Order, out *Outcome) {
+	if out.Write && out.Order.State != cur.State {
+		out.Order.Queries, out.Order.NextTickMs = 0, 0
+	}
+}
+
+// alert records a condition an operator must act on, once per reason.
+func alert(o *Outcome, env Env, reason string) {
+	msg := reason
+	if slices.Contains(o.Order.Alerts, msg) {
+		return
+	}
+	o.Order.Alerts = append(slices.Clone(o.Order.Alerts), msg)
+	o.emit(event.OrderAlert, env, func(e *event.Event) { e.Alert = msg; e.Reason = reason })
+}
+
+// permanent tells whether a failed background call was refused in a way
+// that repeating it cannot change: a signed 4xx answer other than 429
+// (and other than the codes the caller handles itself).
+func permanent(err error) (code string, ok bool) {
+	code, definitive := client.Outcome(err)
+	return code, definitive && code != wxpay.CodeFrequencyLimited && !errors.Is(err, client.ErrOverloaded) &&
+		!errors.Is(err, client.ErrClosed)
 }
 
 // queried applies an active query's answer.
 func queried(cur store.Order, m *QueryDone, env Env) Outcome {
+	o := Outcome{Order: cur, Status: StatusOK}
 	if m.Err != nil {
-		if code, _ := wxpay.APIErrorCode(m.Err); code == wxpay.CodeOrderNotExist && cur.State == store.StateCreated {
+		code, perm := permanent(m.Err)
+		switch {
+		case code == wxpay.CodeOrderNotExist && cur.State == store.StateCreated:
 			return closed(cur, "not at wechat", env)
+		case code == wxpay.CodeOrderNotExist:
+		case perm:
+			alert(&o, env, "query refused: "+code)
+			o.Stall = true
 		}
-		return Outcome{Order: cur, Status: StatusOK}
+		return o // otherwise the schedule tick wrote retries it
 	}
 	switch m.Tx.TradeState {
 	case wxpay.TradeStateSuccess, wxpay.TradeStateRefund:
@@ -285,25 +387,34 @@ func queried(cur store.Order, m *QueryDone, env Env) Outcome {
 			return closed(cur, "closed at wechat", env)
 		}
 	}
-	return Outcome{Order: cur, Status: StatusOK}
+	return o
 }
 
-// closeDone applies the close call's answer.
+// closeDone applies the close call's answer. An unknown outcome (5xx,
+// 429, timeout) waits for the next attempt of the schedule tick wrote; a
+// refusal no retry can change stops the attempts with an alert.
 func closeDone(cur store.Order, m *CloseDone, env Env) Outcome {
+	o := Outcome{Order: cur, Status: StatusOK}
 	if cur.State != store.StateCreated && cur.State != store.StatePrepaid {
-		return Outcome{Order: cur, Status: StatusOK}
+		return o
 	}
 	if m.Err == nil {
 		return closed(cur, "ttl", env)
 	}
-	switch code, _ := wxpay.APIErrorCode(m.Err); code {
+	code, perm := permanent(m.Err)
+	switch code {
 	case wxpay.CodeOrderNotExist, wxpay.CodeOrderClosed:
 		return closed(cur, "ttl", env)
 	case wxpay.CodeOrderPaid, "ORDER_PAID", "TRADE_ERROR":
 		// Paid while we were closing: find out by query.
-		return Outcome{Order: cur, Status: StatusOK, Call: callQuery}
+		o.Call = callQuery
+		return o
 	}
-	return Outcome{Order: cur, Status: StatusOK} // retried at the next tick
+	if perm {
+		alert(&o, env, "close refused: "+code)
+		o.Stall = true
+	}
+	return o
 }
 
 func closed(cur store.Order, reason string, env Env) Outcome {
@@ -315,9 +426,13 @@ func closed(cur store.Order, reason string, env Env) Outcome {
 	return o
 }
 
+// pendingRefund is the refund whose outcome is not final: PROCESSING (or
+// not yet confirmed by WeChat: no RefundID), or ABNORMAL, which WeChat ends
+// once the merchant says where the money goes.
 func pendingRefund(o *store.Order) *store.Refund {
 	for i := range o.Refunds {
-		if o.Refunds[i].Status == wxpay.RefundStatusProcessing || o.Refunds[i].Status == "" {
+		switch o.Refunds[i].Status {
+		case wxpay.RefundStatusProcessing, wxpay.RefundStatusAbnormal, "":
 			return &o.Refunds[i]
 		}
 	}
@@ -326,9 +441,23 @@ func pendingRefund(o *store.Order) *store.Refund {
 
 // refundStart moves a paid order to REFUNDING before WeChat is asked, so a
 // crash after the call cannot lose the refund (the out_refund_no is
-// recorded and reused).
+// recorded and reused). A StartRefund without an out_refund_no gets the
+// order's next one; a repeat of a refund already made (same number, same
+// amount) answers it as it stands, with another amount StatusIdemReused.
 func refundStart(cur store.Order, m *StartRefund, env Env) Outcome {
 	o := Outcome{Order: cur, Status: StatusOK}
+	no := m.OutRefundNo
+	if no == "" {
+		no = cur.OutTradeNo + "-R" + strconv.Itoa(len(cur.Refunds)+1)
+	}
+	for _, r := range cur.Refunds {
+		if r.OutRefundNo == no {
+			if r.Amount != m.Amount {
+				o.Status = StatusIdemReused
+			}
+			return o
+		}
+	}
 	if m.Amount <= 0 {
 		o.Status = StatusBadRequest
 		return o
@@ -337,12 +466,12 @@ func refundStart(cur store.Order, m *StartRefund, env Env) Outcome {
 		o.Status = StatusConflict
 		return o
 	}
-	if cur.RefundedFen+m.Amount > cur.Total {
+	if m.Amount > cur.Total-cur.RefundedFen { // by subtraction: no overflow
 		o.Status = StatusBadRequest
 		return o
 	}
 	r := store.Refund{
-		OutRefundNo: m.OutRefundNo, Amount: m.Amount, Reason: m.Reason,
+		OutRefundNo: no, Amount: m.Amount, Reason: m.Reason,
 		Status: wxpay.RefundStatusProcessing, CreatedMs: env.Now.UnixMilli(),
 	}
 	o.Order.Refunds = append(slices.Clone(cur.Refunds), r)
@@ -351,51 +480,74 @@ func refundStart(cur store.Order, m *StartRefund, env Env) Outcome {
 	o.Refund = &r
 	o.emit(event.OrderRefundRequested, env, func(e *event.Event) {
 		e.RefundAmount = m.Amount
-		e.OutRefundNo = m.OutRefundNo
+		e.OutRefundNo = no
 		e.Reason = m.Reason
 	})
 	return o
 }
 
-// refundResult applies a refund's outcome: from the create/query call
-// (notifyID empty) or a REFUND.* notification.
-func refundResult(cur store.Order, outRefundNo, status, refundID, notifyID string, err error, env Env) Outcome {
+// refundOutcome is a refund's news: from the create or query call, or a
+// REFUND.* notification.
+type refundOutcome struct {
+	outRefundNo, status, refundID, notifyID string
+	amount                                  int64 // the notification's refund amount (0: not stated)
+	err                                     error
+	query                                   bool // err came from a refund query
+	apply                                   bool // from apply-abnormal: an error changes nothing
+}
+
+// refundResult applies a refund's outcome. Only WeChat's definite answers
+// end a refund: SUCCESS, CLOSED, or a create refused in a way that made no
+// refund (a signed 4xx other than 429). Anything else leaves it pending:
+// tick sends it again with the same out_refund_no, or queries it, on the
+// backoff schedule.
+func refundResult(cur store.Order, n refundOutcome, env Env) Outcome {
 	o := Outcome{Order: cur, Status: StatusOK}
-	idx := -1
-	for i := range cur.Refunds {
-		if cur.Refunds[i].OutRefundNo == outRefundNo {
-			idx = i
-		}
-	}
-	if idx < 0 {
+	idx := slices.IndexFunc(cur.Refunds, func(r store.Refund) bool { return r.OutRefundNo == n.outRefundNo })
+	if idx < 0 || n.notifyID != "" && n.amount != 0 && n.amount != cur.Refunds[idx].Amount {
 		o.Status = StatusNotFound
-		if notifyID != "" {
+		if n.notifyID != "" {
+			why, msg := "out_refund_no", "refund notification for an unknown refund"
+			if idx >= 0 {
+				why, msg = "amount.refund", "refund notification does not match the refund's amount"
+			}
 			o.Status = StatusMismatch
 			o.emit(event.NotifyMismatch, env, func(e *event.Event) {
-				e.NotificationID = notifyID
-				e.OutRefundNo = outRefundNo
-				e.Reason = "out_refund_no"
-				e.Alert = "refund notification for an unknown refund"
+				e.NotificationID = n.notifyID
+				e.OutRefundNo = n.outRefundNo
+				e.Reason = why
+				e.Alert = msg
 			})
 		}
 		return o
 	}
 	r := cur.Refunds[idx]
-	if r.Status == wxpay.RefundStatusSuccess || r.Status == wxpay.RefundStatusClosed || r.Status == "FAILED" {
-		if notifyID != "" {
-			o.emit(event.NotifyDuplicate, env, func(e *event.Event) { e.NotificationID = notifyID; e.OutRefundNo = outRefundNo })
+	if r.Status == wxpay.RefundStatusSuccess || r.Status == wxpay.RefundStatusClosed || r.Status == refundFailed {
+		if n.notifyID != "" {
+			o.emit(event.NotifyDuplicate, env, func(e *event.Event) { e.NotificationID = n.notifyID; e.OutRefundNo = n.outRefundNo })
 		}
 		return o
 	}
-	if err != nil {
-		if _, isAPI := wxpay.APIErrorCode(err); !isAPI {
-			return o // transport trouble: the timer queries again
+	status := n.status
+	if n.err != nil && n.apply {
+		return o // the admin hears WeChat's answer; the refund stays ABNORMAL
+	}
+	if n.err != nil {
+		code, perm := permanent(n.err)
+		switch {
+		case !perm || n.query && code == wxpay.CodeResourceNotExists:
+			// Unknown, or not (yet) at WeChat: the schedule retries.
+			return o
+		case n.query:
+			alert(&o, env, "refund query refused: "+code)
+			o.Stall = true
+			return o
 		}
-		status = "FAILED"
+		status = refundFailed // WeChat refused the create: no refund exists
 	}
 	refunds := slices.Clone(cur.Refunds)
-	if refundID != "" {
-		refunds[idx].RefundID = refundID
+	if n.refundID != "" {
+		refunds[idx].RefundID = n.refundID
 	}
 	switch status {
 	case wxpay.RefundStatusSuccess:
@@ -405,11 +557,11 @@ func refundResult(cur store.Order, outRefundNo, status, refundID, notifyID strin
 		o.Order.RefundedFen += r.Amount
 		o.Order.State = store.StateRefunded
 		o.emit(event.OrderRefunded, env, func(e *event.Event) {
-			e.NotificationID = notifyID
-			e.OutRefundNo = outRefundNo
+			e.NotificationID = n.notifyID
+			e.OutRefundNo = n.outRefundNo
 			e.RefundAmount = r.Amount
 		})
-	case wxpay.RefundStatusClosed, "FAILED":
+	case wxpay.RefundStatusClosed, refundFailed:
 		refunds[idx].Status = status
 		refunds[idx].DoneMs = env.Now.UnixMilli()
 		o.Order.Refunds = refunds
@@ -418,31 +570,59 @@ func refundResult(cur store.Order, outRefundNo, status, refundID, notifyID strin
 			o.Order.State = store.StateRefunded
 		}
 		o.emit(event.OrderRefundFailed, env, func(e *event.Event) {
-			e.NotificationID = notifyID
-			e.OutRefundNo = outRefundNo
+			e.NotificationID = n.notifyID
+			e.OutRefundNo = n.outRefundNo
 			e.RefundAmount = r.Amount
 			e.Reason = status
-			if err != nil {
-				e.Reason, _ = wxpay.APIErrorCode(err)
+			if n.err != nil {
+				e.Reason, _ = wxpay.APIErrorCode(n.err)
 			}
 		})
 	case wxpay.RefundStatusAbnormal:
-		if r.Status != wxpay.RefundStatusAbnormal {
-			refunds[idx].Status = wxpay.RefundStatusProcessing
-			o.Order.Refunds = refunds
-			o.Order.Alerts = append(slices.Clone(cur.Alerts), "refund "+outRefundNo+" ABNORMAL")
-			o.emit(event.OrderRefundFailed, env, func(e *event.Event) {
-				e.NotificationID = notifyID
-				e.OutRefundNo = outRefundNo
-				e.Reason = status
-				e.Alert = "refund abnormal: needs action in the merchant portal"
-			})
+		if r.Status == wxpay.RefundStatusAbnormal {
+			if n.refundID != "" && r.RefundID != n.refundID {
+				o.Order.Refunds = refunds
+				o.Write = true
+			}
+			return o // recorded once; kept until WeChat's status changes
 		}
-	default: // PROCESSING: remember WeChat's refund id
-		if refundID != "" && r.RefundID != refundID {
+		refunds[idx].Status = status
+		o.Order.Refunds = refunds
+		o.Order.Alerts = append(slices.Clone(cur.Alerts), "refund "+n.outRefundNo+" ABNORMAL")
+		o.emit(event.OrderRefundAbnormal, env, func(e *event.Event) {
+			e.NotificationID = n.notifyID
+			e.OutRefundNo = n.outRefundNo
+			e.RefundAmount = r.Amount
+			e.Reason = status
+			e.Alert = "refund abnormal: apply for it through the admin API or the merchant portal"
+		})
+	default: // PROCESSING: WeChat has it; remember its refund id
+		if r.Status != wxpay.RefundStatusProcessing || n.refundID != "" && r.RefundID != n.refundID {
+			refunds[idx].Status = wxpay.RefundStatusProcessing
 			o.Order.Refunds = refunds
 			o.Write = true
 		}
 	}
 	return o
 }
+
+// applyAbnormal starts WeChat's apply-abnormal-refund for an ABNORMAL
+// refund; the answer comes back as a RefundDone with Apply set.
+func applyAbnormal(cur store.Order, m *ApplyAbnormalRefund, env Env) Outcome {
+	o := Outcome{Order: cur, Status: StatusOK}
+	i := slices.IndexFunc(cur.Refunds, func(r store.Refund) bool { return r.OutRefundNo == m.Request.OutRefundNo })
+	switch {
+	case i < 0:
+		o.Status = StatusNotFound
+	case cur.Refunds[i].Status != wxpay.RefundStatusAbnormal || cur.Refunds[i].RefundID == "":
+		o.Status = StatusConflict
+	default:
+		r := cur.Refunds[i]
+		o.Refund = &r
+		o.Call = callApplyAbnormal
+	}
+	return o
+}
+
+// refundFailed is a refund WeChat refused to create (wxpayd's own status).
+const refundFailed = "FAILED"

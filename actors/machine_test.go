@@ -2,12 +2,15 @@ package actors
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/wxpayd/wxpayd/actors/event"
 	"github.com/wxpayd/wxpayd/actors/store"
 	"github.com/wxpayd/wxpayd/wxpay"
+	"github.com/wxpayd/wxpayd/wxpay/client"
 )
 
 var t0 = time.UnixMilli(1_700_000_000_000)
@@ -29,7 +32,7 @@ func orderIn(st store.State) store.Order {
 		o.TransactionID, o.PaidMs = "4200001", t0.Add(time.Minute).UnixMilli()
 	}
 	if st == store.StateRefunding {
-		o.Refunds = []store.Refund{{OutRefundNo: "R1", Amount: 200, Status: wxpay.RefundStatusProcessing, CreatedMs: t0.UnixMilli()}}
+		o.Refunds = []store.Refund{{OutRefundNo: "R1", Amount: 200, Status: wxpay.RefundStatusProcessing, RefundID: "5020", CreatedMs: t0.UnixMilli()}}
 	}
 	if st == store.StateRefunded {
 		o.RefundedFen = 200
@@ -183,23 +186,115 @@ func TestTransitions(t *testing.T) {
 			func(o store.Order) Outcome { return refundStart(o, &StartRefund{OutRefundNo: "R2", Amount: 1}, env) },
 			store.StatePrepaid, nil, stockNone, callNone, StatusConflict},
 		{"a refund success notification completes the refund", store.StateRefunding,
-			func(o store.Order) Outcome { return refundResult(o, "R1", "SUCCESS", "5020", "EV-R1", nil, env) },
+			func(o store.Order) Outcome {
+				return refundResult(o, refundOutcome{outRefundNo: "R1", status: "SUCCESS", refundID: "5020", notifyID: "EV-R1"}, env)
+			},
 			store.StateRefunded, []string{event.OrderRefunded}, stockNone, callNone, StatusOK},
 		{"a repeated refund notification is a duplicate", store.StateRefunded,
-			func(o store.Order) Outcome { return refundResult(o, "R1", "SUCCESS", "5020", "EV-R1", nil, env) },
+			func(o store.Order) Outcome {
+				return refundResult(o, refundOutcome{outRefundNo: "R1", status: "SUCCESS", refundID: "5020", notifyID: "EV-R1"}, env)
+			},
 			store.StateRefunded, []string{event.NotifyDuplicate}, stockNone, callNone, StatusOK},
 		{"a closed refund returns the order to PAID", store.StateRefunding,
-			func(o store.Order) Outcome { return refundResult(o, "R1", "CLOSED", "", "EV-R1", nil, env) },
+			func(o store.Order) Outcome {
+				return refundResult(o, refundOutcome{outRefundNo: "R1", status: "CLOSED", notifyID: "EV-R1"}, env)
+			},
 			store.StatePaid, []string{event.OrderRefundFailed}, stockNone, callNone, StatusOK},
-		{"a refund refused by WeChat returns the order to PAID", store.StateRefunding,
-			func(o store.Order) Outcome { return refundResult(o, "R1", "", "", "", apiErr("NOT_ENOUGH"), env) },
+		{"a refund create refused by WeChat returns the order to PAID", store.StateRefunding,
+			func(o store.Order) Outcome {
+				return refundResult(o, refundOutcome{outRefundNo: "R1", err: apiErr("NOT_ENOUGH")}, env)
+			},
 			store.StatePaid, []string{event.OrderRefundFailed}, stockNone, callNone, StatusOK},
 		{"a notification for an unknown refund is a mismatch", store.StateRefunding,
-			func(o store.Order) Outcome { return refundResult(o, "R9", "SUCCESS", "", "EV-R9", nil, env) },
+			func(o store.Order) Outcome {
+				return refundResult(o, refundOutcome{outRefundNo: "R9", status: "SUCCESS", notifyID: "EV-R9"}, env)
+			},
 			store.StateRefunding, []string{event.NotifyMismatch}, stockNone, callNone, StatusMismatch},
 		{"the timer queries a refund in flight", store.StateRefunding,
 			func(o store.Order) Outcome { return tick(o, env) },
 			store.StateRefunding, nil, stockNone, callRefundQuery, StatusOK},
+		{"the timer sends again a refund WeChat never confirmed", store.StateRefunding,
+			func(o store.Order) Outcome { o.Refunds[0].RefundID = ""; return tick(o, env) },
+			store.StateRefunding, nil, stockNone, callRefund, StatusOK},
+		{"the timer waits for the persisted schedule", store.StatePrepaid,
+			func(o store.Order) Outcome { o.NextTickMs = env.Now.Add(time.Second).UnixMilli(); return tick(o, env) },
+			store.StatePrepaid, nil, stockNone, callNone, StatusOK},
+		{"a refund create answered 500 stays pending", store.StateRefunding,
+			func(o store.Order) Outcome {
+				return refundResult(o, refundOutcome{outRefundNo: "R1", err: &wxpay.APIError{Status: 500, Code: wxpay.CodeSystemError}}, env)
+			},
+			store.StateRefunding, nil, stockNone, callNone, StatusOK},
+		{"a refund create answered 429 stays pending", store.StateRefunding,
+			func(o store.Order) Outcome {
+				return refundResult(o, refundOutcome{outRefundNo: "R1", err: &wxpay.APIError{Status: 429, Code: wxpay.CodeFrequencyLimited}}, env)
+			},
+			store.StateRefunding, nil, stockNone, callNone, StatusOK},
+		{"a refund create that timed out stays pending", store.StateRefunding,
+			func(o store.Order) Outcome {
+				return refundResult(o, refundOutcome{outRefundNo: "R1", err: fmt.Errorf("refund: %w", client.ErrTimeout)}, env)
+			},
+			store.StateRefunding, nil, stockNone, callNone, StatusOK},
+		{"a refund answered by an unsigned 4xx stays pending", store.StateRefunding,
+			func(o store.Order) Outcome {
+				err := fmt.Errorf("%w: %w", client.ErrUnsignedResponse, apiErr("NOT_ENOUGH"))
+				return refundResult(o, refundOutcome{outRefundNo: "R1", err: err}, env)
+			},
+			store.StateRefunding, nil, stockNone, callNone, StatusOK},
+		{"a refund query WeChat does not know yet stays pending", store.StateRefunding,
+			func(o store.Order) Outcome {
+				err := &wxpay.APIError{Status: 404, Code: wxpay.CodeResourceNotExists}
+				return refundResult(o, refundOutcome{outRefundNo: "R1", err: err, query: true}, env)
+			},
+			store.StateRefunding, nil, stockNone, callNone, StatusOK},
+		{"a refund query refused for good raises an alert once", store.StateRefunding,
+			func(o store.Order) Outcome {
+				return refundResult(o, refundOutcome{outRefundNo: "R1", err: apiErr(wxpay.CodeNoAuth), query: true}, env)
+			},
+			store.StateRefunding, []string{event.OrderAlert}, stockNone, callNone, StatusOK},
+		{"an ABNORMAL refund is recorded with an alert", store.StateRefunding,
+			func(o store.Order) Outcome {
+				return refundResult(o, refundOutcome{outRefundNo: "R1", status: wxpay.RefundStatusAbnormal}, env)
+			},
+			store.StateRefunding, []string{event.OrderRefundAbnormal}, stockNone, callNone, StatusOK},
+		{"an ABNORMAL refund queried again writes nothing", store.StateRefunding,
+			func(o store.Order) Outcome {
+				o.Refunds[0].Status = wxpay.RefundStatusAbnormal
+				return refundResult(o, refundOutcome{outRefundNo: "R1", status: wxpay.RefundStatusAbnormal}, env)
+			},
+			store.StateRefunding, nil, stockNone, callNone, StatusOK},
+		{"an ABNORMAL refund that WeChat then pays completes", store.StateRefunding,
+			func(o store.Order) Outcome {
+				o.Refunds[0].Status = wxpay.RefundStatusAbnormal
+				return refundResult(o, refundOutcome{outRefundNo: "R1", status: wxpay.RefundStatusSuccess}, env)
+			},
+			store.StateRefunded, []string{event.OrderRefunded}, stockNone, callNone, StatusOK},
+		{"a refund notification with another amount is a mismatch", store.StateRefunding,
+			func(o store.Order) Outcome {
+				return refundResult(o, refundOutcome{outRefundNo: "R1", status: "SUCCESS", notifyID: "EV-R1", amount: 199}, env)
+			},
+			store.StateRefunding, []string{event.NotifyMismatch}, stockNone, callNone, StatusMismatch},
+		{"a refund of the largest int64 is refused without overflow", store.StateRefunded,
+			func(o store.Order) Outcome {
+				return refundStart(o, &StartRefund{OutRefundNo: "R2", Amount: math.MaxInt64}, env)
+			},
+			store.StateRefunded, nil, stockNone, callNone, StatusBadRequest},
+		{"a repeated refund request answers the refund made", store.StateRefunded,
+			func(o store.Order) Outcome { return refundStart(o, &StartRefund{OutRefundNo: "R1", Amount: 200}, env) },
+			store.StateRefunded, nil, stockNone, callNone, StatusOK},
+		{"a refund number reused with another amount is refused", store.StateRefunded,
+			func(o store.Order) Outcome { return refundStart(o, &StartRefund{OutRefundNo: "R1", Amount: 100}, env) },
+			store.StateRefunded, nil, stockNone, callNone, StatusIdemReused},
+		{"a refund without a number gets the order's next", store.StatePaid,
+			func(o store.Order) Outcome { return refundStart(o, &StartRefund{Amount: 100}, env) },
+			store.StateRefunding, []string{event.OrderRefundRequested}, stockNone, callRefund, StatusOK},
+		{"a close answered 500 waits for the next attempt", store.StatePrepaid,
+			func(o store.Order) Outcome {
+				return closeDone(o, &CloseDone{Err: &wxpay.APIError{Status: 500, Code: wxpay.CodeSystemError}}, late)
+			},
+			store.StatePrepaid, nil, stockNone, callNone, StatusOK},
+		{"a close refused for good raises an alert", store.StatePrepaid,
+			func(o store.Order) Outcome { return closeDone(o, &CloseDone{Err: apiErr(wxpay.CodeNoAuth)}, late) },
+			store.StatePrepaid, []string{event.OrderAlert}, stockNone, callNone, StatusOK},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -266,12 +361,58 @@ func TestPaidAfterCloseCarriesAnAlert(t *testing.T) {
 	}
 }
 
-func TestQueryBackoff(t *testing.T) {
+func TestBackoffDoublesToACapWithJitter(t *testing.T) {
 	t.Parallel()
 	want := []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 10 * time.Minute, 10 * time.Minute}
+	spread := map[time.Duration]bool{}
 	for i, w := range want {
-		if got := queryBackoff(i+1, time.Minute); got != w {
-			t.Errorf("query %d: %s, want %s", i+1, got, w)
+		for _, otn := range []string{"S01A", "S01B", "S01C"} {
+			got := backoff(i+1, time.Minute, otn)
+			if got > w || got < w-w/5 {
+				t.Errorf("attempt %d of %s: %s, want %s less at most a fifth", i+1, otn, got, w)
+			}
+			spread[got] = true
 		}
+	}
+	if len(spread) < len(want)*2 {
+		t.Errorf("no jitter: %d distinct spacings", len(spread))
+	}
+}
+
+// TestScheduleIsPersistedAndBounded runs the timer of a PREPAID order
+// whose WeChat never answers, as the actor would: every attempt writes
+// the schedule first, the next tick before the due time does nothing, and
+// the calls over two hours stay within the backoff (no storm), closes
+// included.
+func TestScheduleIsPersistedAndBounded(t *testing.T) {
+	t.Parallel()
+	o := orderIn(store.StatePrepaid)
+	calls := map[callKind]int{}
+	last := map[callKind]int64{}
+	for now := t0; now.Before(t0.Add(2 * time.Hour)); now = now.Add(time.Second) {
+		env := testEnv(now)
+		out := tick(o, env)
+		if out.Call == callNone {
+			continue
+		}
+		if !out.Write || out.Order.NextTickMs <= now.UnixMilli() || out.Order.Queries < 1 {
+			t.Fatalf("attempt at %s without a persisted schedule: %+v", now.Sub(t0), out.Order)
+		}
+		if l := last[out.Call]; l != 0 && now.UnixMilli()-l < (48*time.Second).Milliseconds() {
+			t.Fatalf("two calls of a kind %d ms apart", now.UnixMilli()-l)
+		}
+		last[out.Call] = now.UnixMilli()
+		calls[out.Call]++
+		o = out.Order
+		// WeChat answers 500 to every close: nothing changes.
+		if out.Call == callClose {
+			o = closeDone(o, &CloseDone{Err: &wxpay.APIError{Status: 500, Code: wxpay.CodeSystemError}}, env).Order
+		}
+	}
+	// Queries from 1 min to the TTL at 15 min, spaced 1, 2, 4, 8 min less
+	// jitter: 4 or 5; then closes every 1, 2, 4, 8, 10, 10 ... min up to
+	// 2 h: about 15.
+	if calls[callQuery] < 4 || calls[callQuery] > 5 || calls[callClose] < 10 || calls[callClose] > 20 {
+		t.Fatalf("calls in 2 h: %v", calls)
 	}
 }

@@ -59,12 +59,21 @@ type RefundNotified struct {
 	NotifyID string
 }
 
-// StartRefund asks for a refund of a paid order.
+// StartRefund asks for a refund of a paid order. OutRefundNo names it
+// (derived from the admin's Idempotency-Key); empty, the order numbers it.
 type StartRefund struct {
 	OutTradeNo  string
 	OutRefundNo string
 	Amount      int64
 	Reason      string
+}
+
+// ApplyAbnormalRefund asks WeChat to pay an ABNORMAL refund another way
+// (the buyer's card was closed): Request says where. The bank fields are
+// secrets: never log the message.
+type ApplyAbnormalRefund struct {
+	OutTradeNo string
+	Request    wxpay.AbnormalRefundRequest
 }
 
 // Tick is the order's timer firing.
@@ -84,12 +93,15 @@ type CloseDone struct {
 	Err        error
 }
 
-// RefundDone is the result of a refund create or query call.
+// RefundDone is the result of a refund create, query (Query) or
+// apply-abnormal (Apply) call.
 type RefundDone struct {
 	OutTradeNo  string
 	OutRefundNo string
 	Refund      wxpay.Refund
 	Err         error
+	Query       bool
+	Apply       bool
 }
 
 // call is System.Request's envelope: the message and the channel its one
@@ -100,17 +112,18 @@ type call struct {
 	reply chan *Reply // buffered (1): the actor never blocks answering
 }
 
-func (m *call) orderKey() string            { return m.msg.orderKey() }
-func (m *Prepay) orderKey() string          { return m.OutTradeNo }
-func (m *PrepayDone) orderKey() string      { return m.OutTradeNo }
-func (m *Get) orderKey() string             { return m.OutTradeNo }
-func (m *PaymentNotified) orderKey() string { return m.Tx.OutTradeNo }
-func (m *RefundNotified) orderKey() string  { return m.Notice.OutTradeNo }
-func (m *StartRefund) orderKey() string     { return m.OutTradeNo }
-func (m *Tick) orderKey() string            { return m.OutTradeNo }
-func (m *QueryDone) orderKey() string       { return m.OutTradeNo }
-func (m *CloseDone) orderKey() string       { return m.OutTradeNo }
-func (m *RefundDone) orderKey() string      { return m.OutTradeNo }
+func (m *call) orderKey() string                { return m.msg.orderKey() }
+func (m *Prepay) orderKey() string              { return m.OutTradeNo }
+func (m *PrepayDone) orderKey() string          { return m.OutTradeNo }
+func (m *Get) orderKey() string                 { return m.OutTradeNo }
+func (m *PaymentNotified) orderKey() string     { return m.Tx.OutTradeNo }
+func (m *RefundNotified) orderKey() string      { return m.Notice.OutTradeNo }
+func (m *StartRefund) orderKey() string         { return m.OutTradeNo }
+func (m *ApplyAbnormalRefund) orderKey() string { return m.OutTradeNo }
+func (m *Tick) orderKey() string                { return m.OutTradeNo }
+func (m *QueryDone) orderKey() string           { return m.OutTradeNo }
+func (m *CloseDone) orderKey() string           { return m.OutTradeNo }
+func (m *RefundDone) orderKey() string          { return m.OutTradeNo }
 
 // Reply is an order actor's answer to a request.
 type Reply struct {

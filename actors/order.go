@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -118,9 +119,12 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 			out = Outcome{Order: a.order, Status: StatusMismatch}
 			break
 		}
-		out = refundResult(a.order, n.OutRefundNo, n.RefundStatus, n.RefundID, m.NotifyID, nil, env)
+		out = refundResult(a.order, refundOutcome{outRefundNo: n.OutRefundNo, status: n.RefundStatus,
+			refundID: n.RefundID, notifyID: m.NotifyID, amount: n.Amount.Refund}, env)
 	case *StartRefund:
 		out = refundStart(a.order, m, env)
+	case *ApplyAbnormalRefund:
+		out = applyAbnormal(a.order, m, env)
 	case *Tick:
 		if a.inflight > 0 {
 			return // a call is out; its answer reschedules
@@ -134,10 +138,12 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 		out = closeDone(a.order, m, env)
 	case *RefundDone:
 		a.inflight--
-		out = refundResult(a.order, m.OutRefundNo, m.Refund.Status, m.Refund.RefundID, "", m.Err, env)
+		out = refundResult(a.order, refundOutcome{outRefundNo: m.OutRefundNo, status: m.Refund.Status,
+			refundID: m.Refund.RefundID, err: m.Err, query: m.Query, apply: m.Apply}, env)
 	default:
 		return
 	}
+	resetSchedule(&a.order, &out)
 	if out.Write {
 		if err := a.commit(msg, &out); err != nil {
 			a.sys.metrics.StoreErrors.Add(1)
@@ -152,12 +158,12 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 	switch m := msg.(type) {
 	case *PrepayDone:
 		a.answerPrepay(m)
-	case *StartRefund:
-		if out.Call == callRefund && a.reply != nil {
+	case *StartRefund, *ApplyAbnormalRefund:
+		if (out.Call == callRefund || out.Call == callApplyAbnormal) && a.reply != nil {
 			if a.waiting == nil {
 				a.waiting = map[string]chan *Reply{}
 			}
-			a.waiting[m.OutRefundNo] = a.reply
+			a.waiting[out.Refund.OutRefundNo] = a.reply
 			a.reply = nil
 		} else {
 			a.respond(&Reply{Status: out.Status, Order: a.order, Exists: true})
@@ -165,12 +171,7 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 	case *RefundDone:
 		if p, ok := a.waiting[m.OutRefundNo]; ok {
 			delete(a.waiting, m.OutRefundNo)
-			r := &Reply{Status: StatusOK, Order: a.order, Exists: true}
-			if m.Err != nil {
-				r.Status = StatusConflict
-				r.Err = m.Err
-			}
-			answer(p, r)
+			answer(p, a.refundReply(m))
 		}
 	default:
 		a.respond(&Reply{Status: out.Status, Order: a.order, Exists: a.exists})
@@ -182,21 +183,46 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 		a.sys.inventory.commit(a.order.SKU, a.key, a.order.OpenID, a.order.Quantity)
 	}
 	if out.Call != callNone {
-		if a.startCall(out.Call, out.Refund) {
+		var apply *wxpay.AbnormalRefundRequest
+		if m, ok := msg.(*ApplyAbnormalRefund); ok {
+			apply = &m.Request
+		}
+		if a.startCall(out.Call, out.Refund, apply) {
 			a.inflight++
 		} else {
-			// The call queue is full: try again soon rather than drop it.
+			// The call queue is full, or the refund budget spent: try again
+			// soon rather than drop it (tick waits for the schedule).
 			a.schedule(env.Now.Add(5 * time.Second))
-			if m, ok := msg.(*StartRefund); ok {
-				if p, ok := a.waiting[m.OutRefundNo]; ok {
-					delete(a.waiting, m.OutRefundNo)
-					answer(p, &Reply{Status: StatusOK, Order: a.order, Exists: true})
+			if out.Refund != nil {
+				if p, ok := a.waiting[out.Refund.OutRefundNo]; ok {
+					delete(a.waiting, out.Refund.OutRefundNo)
+					answer(p, &Reply{Status: StatusPending, Order: a.order, Exists: true})
 				}
 			}
 			return
 		}
 	}
+	if out.Stall {
+		a.sys.timers.cancel(a.key) // an alert was written: an operator acts
+		return
+	}
 	a.reschedule(env)
+}
+
+// refundReply answers the admin who started a refund (or applied for an
+// abnormal one), once the call's outcome is committed: the refund as it
+// stands (StatusOK), still unknown (StatusPending: retried and queried),
+// or refused by WeChat (StatusConflict with WeChat's error).
+func (a *orderActor) refundReply(m *RefundDone) *Reply {
+	r := &Reply{Status: StatusOK, Order: a.order, Exists: true}
+	i := slices.IndexFunc(a.order.Refunds, func(r store.Refund) bool { return r.OutRefundNo == m.OutRefundNo })
+	switch {
+	case i >= 0 && a.order.Refunds[i].Status == refundFailed, m.Apply && m.Err != nil:
+		r.Status, r.Err = StatusConflict, m.Err
+	case m.Err != nil:
+		r.Status = StatusPending
+	}
+	return r
 }
 
 // commit writes the outcome and the reservation change in one durable write.
@@ -219,30 +245,15 @@ func (a *orderActor) commit(msg OrderMessage, out *Outcome) error {
 	return w.Commit()
 }
 
-// reschedule sets the timer for the order's state.
+// reschedule sets the timer for the order's next background step.
 func (a *orderActor) reschedule(env Env) {
-	o := &a.order
-	if !a.exists || o.State.Final() || a.inflight > 0 {
-		if a.exists && o.State.Final() {
-			a.sys.timers.cancel(a.key)
-		}
+	if !a.exists || a.inflight > 0 {
 		return
 	}
-	var due time.Time
-	switch o.State {
-	case store.StateCreated:
-		due = time.UnixMilli(o.CreatedMs).Add(env.CloseGrace)
-	case store.StatePrepaid:
-		next := time.UnixMilli(o.PrepaidMs).Add(env.QueryAfter)
-		if a.queries > 0 {
-			next = env.Now.Add(queryBackoff(a.queries, env.QueryAfter))
-		}
-		due = time.UnixMilli(o.ExpiresMs)
-		if next.Before(due) {
-			due = next
-		}
-	case store.StateRefunding:
-		due = env.Now.Add(queryBackoff(a.queries+1, env.QueryAfter))
+	due, ok := nextDue(&a.order, env)
+	if !ok {
+		a.sys.timers.cancel(a.key)
+		return
 	}
 	if due.Before(env.Now) {
 		due = env.Now
@@ -250,23 +261,10 @@ func (a *orderActor) reschedule(env Env) {
 	a.sys.timers.schedule(a.key, due)
 }
 
-// queryBackoff spaces active queries: base, 2x, 4x ... capped at 10 min.
-func queryBackoff(n int, base time.Duration) time.Duration {
-	d := base
-	for i := 1; i < n && d < 10*time.Minute; i++ {
-		d *= 2
-	}
-	if d > 10*time.Minute {
-		d = 10 * time.Minute
-	}
-	return d
-}
-
 // startCall runs a WeChat call on the executor; its result comes back
 // through the manager like any other message.
-func (a *orderActor) startCall(kind callKind, r *store.Refund) bool {
+func (a *orderActor) startCall(kind callKind, r *store.Refund, apply *wxpay.AbnormalRefundRequest) bool {
 	s, otn, cfg := a.sys, a.key, a.sys.cfg
-	a.queries++
 	var fn func(ctx context.Context) OrderMessage
 	switch kind {
 	case callQuery:
@@ -291,10 +289,21 @@ func (a *orderActor) startCall(kind callKind, r *store.Refund) bool {
 		no := r.OutRefundNo
 		fn = func(ctx context.Context) OrderMessage {
 			res, err := s.wechat.QueryRefund(ctx, no)
-			return &RefundDone{OutTradeNo: otn, OutRefundNo: no, Refund: res, Err: err}
+			return &RefundDone{OutTradeNo: otn, OutRefundNo: no, Refund: res, Err: err, Query: true}
+		}
+	case callApplyAbnormal:
+		no, id, req := r.OutRefundNo, r.RefundID, *apply
+		fn = func(ctx context.Context) OrderMessage {
+			res, err := s.wechat.ApplyAbnormalRefund(ctx, id, &req)
+			return &RefundDone{OutTradeNo: otn, OutRefundNo: no, Refund: res, Err: err, Apply: true}
 		}
 	default:
 		return false
+	}
+	if kind == callRefund || kind == callRefundQuery || kind == callApplyAbnormal {
+		if _, ok := s.refunds.reserve(); !ok {
+			return false // over WeChat's refund rate: the next attempt waits
+		}
 	}
 	return s.calls.submit(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.CallTimeout)

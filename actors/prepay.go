@@ -168,7 +168,7 @@ func (a *orderActor) answerPrepay(m *PrepayDone) {
 // is unknown. FREQUENCY_LIMITED created nothing, but the same request may
 // succeed later: it keeps the order for a replay, like an unknown outcome.
 func prepayRefused(err error) (code string, definitive bool) {
-	code, definitive = outcomeOf(err)
+	code, definitive = client.Outcome(err)
 	if code == wxpay.CodeFrequencyLimited || errors.Is(err, client.ErrOverloaded) || errors.Is(err, client.ErrClosed) {
 		return code, false
 	}
@@ -190,22 +190,4 @@ var beijing = time.FixedZone("CST", 8*3600)
 
 func rfc3339(ms int64) string {
 	return time.UnixMilli(ms).In(beijing).Format(time.RFC3339)
-}
-
-// outcomeOf is client.Outcome until it lands. TODO(session): replace.
-func outcomeOf(err error) (string, bool) {
-	var we *wxpay.APIError
-	if errors.As(err, &we) {
-		if errors.Is(err, client.ErrUnsignedResponse) || we.Status >= 500 {
-			return we.Code, false
-		}
-		return we.Code, true
-	}
-	switch {
-	case errors.Is(err, client.ErrTimeout):
-		return "TIMEOUT", false
-	case errors.Is(err, client.ErrOverloaded), errors.Is(err, client.ErrClosed), errors.Is(err, client.ErrInvalidRequest):
-		return "NOT_SENT", true
-	}
-	return "TRANSPORT", false
 }

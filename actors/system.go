@@ -46,6 +46,7 @@ type WeChat interface {
 	Close(ctx context.Context, outTradeNo string) error
 	CreateRefund(ctx context.Context, req *wxpay.RefundRequest) (wxpay.Refund, error)
 	QueryRefund(ctx context.Context, outRefundNo string) (wxpay.Refund, error)
+	ApplyAbnormalRefund(ctx context.Context, refundID string, req *wxpay.AbnormalRefundRequest) (wxpay.Refund, error)
 }
 
 // Config configures the actor system. Zero values take the defaults.
@@ -93,6 +94,11 @@ type Config struct {
 	CallQueue   int
 	// CallTimeout bounds one background WeChat call (default 10 s).
 	CallTimeout time.Duration
+	// RefundQPS is the merchant's budget of refund calls (create, query,
+	// apply-abnormal) per second: WeChat allows 150 (default 150; negative
+	// = unlimited). A call over it waits for the order's next scheduled
+	// attempt.
+	RefundQPS int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -113,6 +119,9 @@ func (c *Config) setDefaults() {
 	def(&c.PrepayTimeout, 5*time.Second)
 	if c.PrepayQPS == 0 {
 		c.PrepayQPS = 600
+	}
+	if c.RefundQPS == 0 {
+		c.RefundQPS = 150
 	}
 	if c.PrepayWorkers <= 0 {
 		c.PrepayWorkers = 512
@@ -174,7 +183,8 @@ type System struct {
 	timers    *timers
 	calls     *executor // background calls: query, close, refund
 	prepays   *executor // prepay calls, apart so timers never delay buyers
-	budget    *budget
+	budget    *budget   // prepay calls
+	refunds   *budget   // refund calls
 	metrics   Metrics
 	workers   *workers
 	stopped   atomic.Bool
@@ -196,6 +206,7 @@ func New(cfg Config, st *store.Store, wc WeChat) (*System, error) {
 	s.calls = newExecutor(cfg.CallWorkers, cfg.CallQueue, &s.metrics)
 	s.prepays = newExecutor(cfg.PrepayWorkers, cfg.PrepayQueue, &s.metrics)
 	s.budget = newBudget(max(cfg.PrepayQPS, 0), cfg.PrepayMaxWait, cfg.Now)
+	s.refunds = newBudget(max(cfg.RefundQPS, 0), 0, cfg.Now)
 	s.timers = newTimers(cfg.Now, func(otn string) bool { return s.send(&Tick{OutTradeNo: otn}) }, &s.metrics)
 	s.inventory = newInventory(s)
 	for i := 0; i < cfg.Partitions; i++ {

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -25,6 +26,16 @@ type scriptedWeChat struct {
 	prepayErr func(otn string, n int64) error
 	// prepayGate, when set, holds every prepay until it is closed.
 	prepayGate chan struct{}
+	// closeErr, when set, answers every close.
+	closeErr error
+	// refundErr, when set, answers the nth refund create after it took
+	// effect (the answer lost) when it returns an error.
+	refundErr func(n int64) error
+	refundsN  atomic.Int64
+	refunds   map[string]int64 // out_refund_no → amount, as WeChat booked it
+	// refundStatus, when set, is what refund queries answer (else SUCCESS).
+	refundStatus string
+	applied      atomic.Int64
 }
 
 func (w *scriptedWeChat) Prepay(_ context.Context, req *wxpay.PrepayRequest) (wxpay.PrepayResponse, error) {
@@ -58,6 +69,9 @@ func (w *scriptedWeChat) QueryByOutTradeNo(_ context.Context, otn string) (wxpay
 
 func (w *scriptedWeChat) Close(_ context.Context, otn string) error {
 	w.closes.Add(1)
+	if w.closeErr != nil {
+		return w.closeErr
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.state[otn] == wxpay.TradeStateSuccess {
@@ -68,11 +82,34 @@ func (w *scriptedWeChat) Close(_ context.Context, otn string) error {
 }
 
 func (w *scriptedWeChat) CreateRefund(_ context.Context, r *wxpay.RefundRequest) (wxpay.Refund, error) {
+	n := w.refundsN.Add(1)
+	w.mu.Lock()
+	if w.refunds == nil {
+		w.refunds = map[string]int64{}
+	}
+	w.refunds[r.OutRefundNo] = r.Amount.Refund // WeChat refunds once per number
+	w.mu.Unlock()
+	if w.refundErr != nil {
+		if err := w.refundErr(n); err != nil {
+			return wxpay.Refund{}, err
+		}
+	}
 	return wxpay.Refund{OutRefundNo: r.OutRefundNo, Status: wxpay.RefundStatusProcessing, RefundID: "5020"}, nil
 }
 
+func (w *scriptedWeChat) ApplyAbnormalRefund(_ context.Context, id string, r *wxpay.AbnormalRefundRequest) (wxpay.Refund, error) {
+	w.applied.Add(1)
+	w.mu.Lock()
+	w.refundStatus = ""
+	w.mu.Unlock()
+	return wxpay.Refund{OutRefundNo: r.OutRefundNo, Status: wxpay.RefundStatusProcessing, RefundID: id}, nil
+}
+
 func (w *scriptedWeChat) QueryRefund(_ context.Context, no string) (wxpay.Refund, error) {
-	return wxpay.Refund{OutRefundNo: no, Status: wxpay.RefundStatusSuccess, RefundID: "5020"}, nil
+	w.mu.Lock()
+	st := cmp.Or(w.refundStatus, wxpay.RefundStatusSuccess)
+	w.mu.Unlock()
+	return wxpay.Refund{OutRefundNo: no, Status: st, RefundID: "5020"}, nil
 }
 
 // clock is a settable test clock.

@@ -72,8 +72,14 @@ func (s *Server) getSKU(ctx *fasthttp.RequestCtx, sku string) {
 	s.json(ctx, fasthttp.StatusOK, v)
 }
 
-// refund refunds part or all of a paid order. With an Idempotency-Key the
-// out_refund_no is derived from it, so a retried request refunds once.
+// maxRefundFen bounds a refund's amount at the door (a billion yuan); the
+// order actor refuses anything above what is left to refund.
+const maxRefundFen = 100_000_000_000
+
+// refund refunds part or all of a paid order: one StartRefund to the
+// order's actor, which numbers the refund, commits it and waits for
+// WeChat's answer. With an Idempotency-Key the out_refund_no is derived
+// from it, so a retried request answers the same refund.
 func (s *Server) refund(ctx *fasthttp.RequestCtx, otn string) {
 	if !wxpay.ValidOutTradeNo(otn) {
 		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no such order", 0})
@@ -87,21 +93,15 @@ func (s *Server) refund(ctx *fasthttp.RequestCtx, otn string) {
 		s.badRequest(ctx, err.Error())
 		return
 	}
-	if req.Amount <= 0 {
-		s.badRequest(ctx, "amount must be a positive amount in fen")
+	if req.Amount <= 0 || req.Amount > maxRefundFen {
+		s.badRequest(ctx, "amount must be a positive amount in fen, at most "+strconv.Itoa(maxRefundFen))
 		return
 	}
 	if utf8.RuneCountInString(req.Reason) > 80 || !utf8.ValidString(req.Reason) {
 		s.badRequest(ctx, "reason must be at most 80 characters")
 		return
 	}
-	c, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	r, ok := s.adminLookup(ctx, c, otn)
-	if !ok {
-		return
-	}
-	outRefundNo := otn + "-R" + strconv.Itoa(len(r.Order.Refunds)+1)
+	outRefundNo := ""
 	if k := string(ctx.Request.Header.Peek("Idempotency-Key")); k != "" {
 		if !validIdemKey(k) {
 			s.badRequest(ctx, "Idempotency-Key must be 1 to 64 printable ASCII characters")
@@ -109,23 +109,77 @@ func (s *Server) refund(ctx *fasthttp.RequestCtx, otn string) {
 		}
 		sum := sha256.Sum256([]byte(otn + "\x00" + k))
 		outRefundNo = otn + "-K" + hex.EncodeToString(sum[:8])
-		for _, rf := range r.Order.Refunds {
-			if rf.OutRefundNo == outRefundNo { // the retry of a refund already made
-				s.json(ctx, fasthttp.StatusOK, adminOrderView(&r.Order, nil))
-				return
-			}
-		}
 	}
+	c, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
 	r, err := s.d.Router.Request(c, &actors.StartRefund{OutTradeNo: otn, OutRefundNo: outRefundNo, Amount: req.Amount, Reason: req.Reason})
 	switch {
 	case err != nil:
-		s.failErr(ctx, err)
+		s.failErr(ctx, err) // WeChat refused the refund (it is FAILED), or a store failure
 	case r.Status == actors.StatusConflict:
 		s.fail(ctx, answer{fasthttp.StatusConflict, codeConflict, "the order is " + string(r.Order.State) + ": only PAID or REFUNDED orders can be refunded", 0})
 	case r.Status == actors.StatusBadRequest:
 		s.badRequest(ctx, "the amount exceeds what is left to refund")
+	case r.Status == actors.StatusIdemReused:
+		s.fail(ctx, answer{fasthttp.StatusUnprocessableEntity, codeIdemReused, "this Idempotency-Key was first used with another amount", 0})
 	case r.Status == actors.StatusNotFound:
 		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no such order", 0})
+	case r.Status == actors.StatusPending:
+		// WeChat's answer was lost or late: the refund is retried with the
+		// same out_refund_no and queried until it is known.
+		s.json(ctx, fasthttp.StatusAccepted, adminOrderView(&r.Order, nil))
+	default:
+		s.json(ctx, fasthttp.StatusOK, adminOrderView(&r.Order, nil))
+	}
+}
+
+// applyAbnormal asks WeChat to pay an ABNORMAL refund another way: to the
+// buyer's bank card (type USER_BANK_CARD with bank_type, bank_account and
+// real_name, which the client encrypts for WeChat) or to the merchant's
+// account (MERCHANT_BANK_CARD). The bank fields are never logged or kept.
+func (s *Server) applyAbnormal(ctx *fasthttp.RequestCtx, otn, outRefundNo string) {
+	if !wxpay.ValidOutTradeNo(otn) || !wxpay.ValidOutRefundNo(outRefundNo) {
+		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no such refund", 0})
+		return
+	}
+	var req struct {
+		Type        string `json:"type"`
+		BankType    string `json:"bank_type"`
+		BankAccount string `json:"bank_account"`
+		RealName    string `json:"real_name"`
+	}
+	if err := decode(ctx, &req); err != nil {
+		s.badRequest(ctx, err.Error())
+		return
+	}
+	switch {
+	case req.Type == wxpay.AbnormalRefundMerchantBankCard:
+		if req.BankType != "" || req.BankAccount != "" || req.RealName != "" {
+			s.badRequest(ctx, "MERCHANT_BANK_CARD takes no bank fields")
+			return
+		}
+	case req.Type == wxpay.AbnormalRefundUserBankCard:
+		if req.BankType == "" || req.BankAccount == "" || req.RealName == "" ||
+			len(req.BankType) > 32 || len(req.BankAccount) > 64 || len(req.RealName) > 64 {
+			s.badRequest(ctx, "USER_BANK_CARD needs bank_type (<= 32), bank_account and real_name (<= 64 bytes each)")
+			return
+		}
+	default:
+		s.badRequest(ctx, "type must be USER_BANK_CARD or MERCHANT_BANK_CARD")
+		return
+	}
+	c, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	r, err := s.d.Router.Request(c, &actors.ApplyAbnormalRefund{OutTradeNo: otn, Request: wxpay.AbnormalRefundRequest{
+		OutRefundNo: outRefundNo, Type: req.Type, BankType: req.BankType, BankAccount: req.BankAccount, RealName: req.RealName,
+	}})
+	switch {
+	case err != nil:
+		s.failErr(ctx, err)
+	case r.Status == actors.StatusNotFound:
+		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no such refund", 0})
+	case r.Status == actors.StatusConflict:
+		s.fail(ctx, answer{fasthttp.StatusConflict, codeConflict, "the refund is not ABNORMAL", 0})
 	default:
 		s.json(ctx, fasthttp.StatusOK, adminOrderView(&r.Order, nil))
 	}

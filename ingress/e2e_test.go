@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -352,6 +353,13 @@ func TestEndToEndPayAndRefund(t *testing.T) {
 	if st, _, _ := s.do("GET", "/api/v1/orders/"+c.OutTradeNo, other, nil); st != 404 {
 		t.Fatalf("other buyer got %d", st)
 	}
+	// Amounts past what an int64 sum can hold are refused at the door,
+	// and nothing is recorded.
+	for _, amt := range []int64{math.MaxInt64, math.MaxInt64 - 1000, maxRefundFen + 1, 2000} {
+		if st, b, _ := s.do("POST", "/admin/v1/orders/"+c.OutTradeNo+"/refunds", s.admin, map[string]any{"amount": amt}); st != 400 {
+			t.Fatalf("refund of %d: %d %s", amt, st, b)
+		}
+	}
 	// Refund through WeChat; REFUND.SUCCESS completes it.
 	st, b, _ = s.do("POST", "/admin/v1/orders/"+c.OutTradeNo+"/refunds", s.admin, map[string]any{"amount": 1999, "reason": "退货"})
 	if st != 200 {
@@ -371,6 +379,54 @@ func TestEndToEndPayAndRefund(t *testing.T) {
 	want := "order.created,order.prepaid,order.paid,order.refund_requested,order.refunded"
 	if st != 200 || strings.Join(types, ",") != want {
 		t.Fatalf("history %d: %v, want %s", st, types, want)
+	}
+}
+
+// TestEndToEndAbnormalRefundIsApplied: WeChat ends the refund ABNORMAL
+// (REFUND.ABNORMAL); wxpayd keeps it pending with one alert, and the
+// admin's apply-abnormal completes it.
+func TestEndToEndAbnormalRefundIsApplied(t *testing.T) {
+	s := newStack(t, stackOpts{simCfg: func(c *sim.Config) { c.RefundOutcomes = "abnormal=1" }})
+	s.putSKU("card", 1)
+	tok := s.loginAs("dora")
+	_, c, _ := s.order(tok, "card")
+	if code := s.simPay(c.Payment.Package, s.openid(tok)); code != 201 {
+		t.Fatalf("sim pay: %d", code)
+	}
+	eventually(t, "paid", func() bool { return s.get(tok, c.OutTradeNo).State == "PAID" })
+	st, b, _ := s.do("POST", "/admin/v1/orders/"+c.OutTradeNo+"/refunds", s.admin, map[string]any{"amount": 1999}, "Idempotency-Key", "abn-1")
+	var v adminView
+	_ = json.Unmarshal(b, &v)
+	if st != 200 || len(v.Order.Refunds) != 1 {
+		t.Fatalf("refund: %d %s", st, b)
+	}
+	no := v.Order.Refunds[0].OutRefundNo
+	adminOrder := func() adminView {
+		_, b, _ := s.do("GET", "/admin/v1/orders/"+c.OutTradeNo, s.admin, nil)
+		var v adminView
+		_ = json.Unmarshal(b, &v)
+		return v
+	}
+	eventually(t, "ABNORMAL recorded", func() bool { return adminOrder().Order.Refunds[0].Status == "ABNORMAL" })
+	path := "/admin/v1/orders/" + c.OutTradeNo + "/refunds/" + no + "/apply-abnormal"
+	if st, b, _ := s.do("POST", path, s.admin, map[string]any{"type": "USER_BANK_CARD"}); st != 400 {
+		t.Fatalf("apply without bank fields: %d %s", st, b)
+	}
+	if st, b, _ := s.do("POST", path, s.admin, map[string]any{"type": "MERCHANT_BANK_CARD"}); st != 200 {
+		t.Fatalf("apply: %d %s", st, b)
+	}
+	eventually(t, "refunded", func() bool {
+		g := s.get(tok, c.OutTradeNo)
+		return g.State == "REFUNDED" && g.Refunded == 1999
+	})
+	abnormal := 0
+	for _, e := range adminOrder().Events {
+		if e.Type == "order.refund_abnormal" {
+			abnormal++
+		}
+	}
+	if abnormal != 1 {
+		t.Fatalf("%d order.refund_abnormal events, want 1", abnormal)
 	}
 }
 

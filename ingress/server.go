@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -216,19 +217,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // route names label metrics; unknown paths share one label.
 const (
-	routeLogin       = "login"
-	routeOrders      = "orders.create"
-	routeOrderGet    = "orders.get"
-	routeOrderPay    = "orders.payment"
-	routeSKU         = "admin.sku"
-	routeAdminOrder  = "admin.order"
-	routeAdminRefund = "admin.refund"
-	routeNotifyV3    = "notify.v3"
-	routeNotifyV2    = "notify.v2"
-	routeRefundV2    = "notify.v2.refund"
-	routeHealth      = "health"
-	routeMetrics     = "metrics"
-	routeUnknown     = "unknown"
+	routeLogin              = "login"
+	routeOrders             = "orders.create"
+	routeOrderGet           = "orders.get"
+	routeOrderPay           = "orders.payment"
+	routeSKU                = "admin.sku"
+	routeAdminOrder         = "admin.order"
+	routeAdminRefund        = "admin.refund"
+	routeAdminApplyAbnormal = "admin.refund.apply_abnormal"
+	routeNotifyV3           = "notify.v3"
+	routeNotifyV2           = "notify.v2"
+	routeRefundV2           = "notify.v2.refund"
+	routeHealth             = "health"
+	routeMetrics            = "metrics"
+	routeUnknown            = "unknown"
 )
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
@@ -270,6 +272,13 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) string {
 		return routeSKU
 	case hasPrefix(path, "/admin/v1/orders/"):
 		rest := path[len("/admin/v1/orders/"):]
+		if r, ok := cutSuffix(rest, "/apply-abnormal"); ok {
+			if otn, no, ok := strings.Cut(r, "/refunds/"); ok {
+				return s.only(ctx, method, "POST", routeAdminApplyAbnormal, func(c *fasthttp.RequestCtx) {
+					s.admin(c, func(c *fasthttp.RequestCtx) { s.applyAbnormal(c, otn, no) })
+				})
+			}
+		}
 		if otn, ok := cutSuffix(rest, "/refunds"); ok {
 			return s.only(ctx, method, "POST", routeAdminRefund, func(c *fasthttp.RequestCtx) {
 				s.admin(c, func(c *fasthttp.RequestCtx) { s.refund(c, otn) })

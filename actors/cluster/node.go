@@ -400,6 +400,8 @@ func orderKey(msg actors.OrderMessage) string {
 		return m.Notice.OutTradeNo
 	case *actors.StartRefund:
 		return m.OutTradeNo
+	case *actors.ApplyAbnormalRefund:
+		return m.OutTradeNo
 	}
 	return ""
 }

@@ -19,6 +19,7 @@ const (
 	tPaid         = "paid"
 	tRefundNotify = "refund_notified"
 	tStartRefund  = "start_refund"
+	tApplyAbn     = "apply_abnormal_refund"
 	tReserve      = "reserve"
 	tSettle       = "settle"
 	tPutSKU       = "put_sku"
@@ -106,6 +107,8 @@ func encodeOrder(msg actors.OrderMessage) (envelope, error) {
 		t = tRefundNotify
 	case *actors.StartRefund:
 		t = tStartRefund
+	case *actors.ApplyAbnormalRefund:
+		t = tApplyAbn
 	default:
 		return envelope{}, fmt.Errorf("cluster: %T is not routed between nodes", msg)
 	}
@@ -126,6 +129,8 @@ func decodeOrder(e envelope) (actors.OrderMessage, error) {
 		m = &actors.RefundNotified{}
 	case tStartRefund:
 		m = &actors.StartRefund{}
+	case tApplyAbn:
+		m = &actors.ApplyAbnormalRefund{}
 	default:
 		return nil, nil
 	}

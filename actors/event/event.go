@@ -30,9 +30,16 @@ const (
 	OrderRefundRequested = "order.refund_requested"
 	OrderRefundFailed    = "order.refund_failed"
 	OrderRefunded        = "order.refunded"
-	NotifyDuplicate      = "notify.duplicate"
-	NotifyRejected       = "notify.rejected"
-	NotifyMismatch       = "notify.mismatch"
+	// OrderRefundAbnormal: WeChat could not pay a refund back (the
+	// buyer's card was closed, ...); it stays pending until the merchant
+	// applies for it, and carries an alert.
+	OrderRefundAbnormal = "order.refund_abnormal"
+	// OrderAlert: something an operator must act on (a WeChat call that
+	// no retry can fix, ...): alert says what.
+	OrderAlert      = "order.alert"
+	NotifyDuplicate = "notify.duplicate"
+	NotifyRejected  = "notify.rejected"
+	NotifyMismatch  = "notify.mismatch"
 	// SKUUpdated records a catalogue change: Quantity is the new stock and
 	// Amount the unit price; it has no out_trade_no.
 	SKUUpdated = "sku.updated"

@@ -66,14 +66,14 @@ type Order struct {
 	PaidMs     int64 `json:"paid_ms,omitempty"`
 	ClosedMs   int64 `json:"closed_ms,omitempty"`
 	ExpiresMs  int64 `json:"expires_ms"`             // order TTL: close at WeChat after this
-	NextTickMs int64 `json:"next_tick_ms,omitempty"` // when the timer next fires (0: none)
-	Queries    int   `json:"queries,omitempty"`      // active queries made so far
+	NextTickMs int64 `json:"next_tick_ms,omitempty"` // the next background WeChat call waits until then (0: none made in this state)
+	Queries    int   `json:"queries,omitempty"`      // background calls made for the current step (backoff); reset when the state changes
 
 	RefundedFen int64    `json:"refunded,omitempty"`
 	Refunds     []Refund `json:"refunds,omitempty"`
 
-	// NotifyIDs keeps the last notification ids applied, for dedupe of
-	// WeChat's retries (bounded; state checks catch older duplicates).
+	// NotifyIDs keeps the last notification ids applied (bounded), a record
+	// for operators; duplicates are recognised by the order's state.
 	NotifyIDs []string `json:"notify_ids,omitempty"`
 	Alerts    []string `json:"alerts,omitempty"`
 }

@@ -1,0 +1,165 @@
+package actors
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/wxpayd/wxpayd/actors/store"
+	"github.com/wxpayd/wxpayd/wxpay"
+)
+
+// TestFailedClosesBackOffAcrossRestarts: WeChat answers 500 to every close.
+// The order is closed once per backoff step, not in a loop, and neither
+// passivation nor a restart resets the schedule (it is on disk).
+func TestFailedClosesBackOffAcrossRestarts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	wc := &scriptedWeChat{state: map[string]string{}, closeErr: &wxpay.APIError{Status: 500, Code: wxpay.CodeSystemError}}
+	h := newHarness(t, dir, 5*time.Millisecond, wc, nil)
+	h.putSKU(t, "c", 5, 0)
+	ctx := context.Background()
+	if _, err := h.buy(ctx, "c", "01KCLOSE0001", "b", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.clk.advance(16 * time.Minute) // past the TTL
+	h.sys.timers.poke()
+	eventually(t, "the first close", func() bool { return wc.closes.Load() >= 1 })
+	// Real time passes, the actor passivates and wakes; business time
+	// stands still: no second close may go out.
+	for i := 0; i < 20; i++ {
+		time.Sleep(10 * time.Millisecond)
+		h.sys.timers.poke()
+	}
+	if n := wc.closes.Load(); n != 1 {
+		t.Fatalf("%d closes before the backoff elapsed", n)
+	}
+	o := h.order(t, "01KCLOSE0001")
+	if o.Queries != 1 || o.NextTickMs <= h.clk.now().UnixMilli() {
+		t.Fatalf("schedule not persisted: queries %d next %d", o.Queries, o.NextTickMs)
+	}
+
+	h.close()
+	h2 := newHarness(t, dir, 5*time.Millisecond, wc, h.clk)
+	if _, err := h2.sys.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := wc.closes.Load(); n != 1 {
+		t.Fatalf("a restart reset the backoff: %d closes", n)
+	}
+	h2.clk.advance(time.Minute)
+	h2.sys.timers.poke()
+	eventually(t, "the second close after the backoff", func() bool { return wc.closes.Load() == 2 })
+	time.Sleep(30 * time.Millisecond)
+	if o := h2.order(t, "01KCLOSE0001"); o.State != store.StatePrepaid || o.Queries != 2 {
+		t.Fatalf("after two failed closes: %s, %d attempts", o.State, o.Queries)
+	}
+	// WeChat recovers: the next attempt closes it and frees the unit.
+	wc.mu.Lock()
+	wc.closeErr = nil
+	wc.mu.Unlock()
+	h2.clk.advance(3 * time.Minute)
+	h2.sys.timers.poke()
+	eventually(t, "closed", func() bool { return h2.order(t, "01KCLOSE0001").State == store.StateClosed })
+	eventually(t, "stock back", func() bool { v, _ := h2.sys.Inventory().Get(ctx, "c"); return v.Reserved == 0 && v.Left == 5 })
+}
+
+// TestRefundWhoseAnswerIsLostIsNotFailed: the refund create took effect at
+// WeChat but its answer was a 500. The admin hears "pending"; the refund
+// stays pending (never FAILED, the order never back to PAID), is sent again
+// with the same out_refund_no and completes; WeChat booked one refund.
+func TestRefundWhoseAnswerIsLostIsNotFailed(t *testing.T) {
+	t.Parallel()
+	wc := &scriptedWeChat{state: map[string]string{}}
+	wc.refundErr = func(n int64) error {
+		if n == 1 {
+			return &wxpay.APIError{Status: 500, Code: wxpay.CodeSystemError}
+		}
+		return nil
+	}
+	h := newHarness(t, t.TempDir(), time.Second, wc, nil)
+	h.putSKU(t, "f", 1, 0)
+	ctx := context.Background()
+	otn := "01KREFLOST01"
+	if _, err := h.buy(ctx, "f", otn, "b", 1); err != nil {
+		t.Fatal(err)
+	}
+	tx := successTx()
+	tx.OutTradeNo = otn
+	if _, err := h.sys.Request(ctx, &PaymentNotified{Tx: tx, NotifyID: "EV-1"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.sys.Request(ctx, &StartRefund{OutTradeNo: otn, Amount: 500, Reason: "lost"})
+	if err != nil || r.Status != StatusPending || r.Order.State != store.StateRefunding {
+		t.Fatalf("start: %v status %d %s", err, r.Status, r.Order.State)
+	}
+	no := r.Order.Refunds[0].OutRefundNo
+	// The admin retries the same refund: the same refund answers.
+	if r, err := h.sys.Request(ctx, &StartRefund{OutTradeNo: otn, OutRefundNo: no, Amount: 500}); err != nil ||
+		r.Status != StatusOK || len(r.Order.Refunds) != 1 {
+		t.Fatalf("retry: %v %d %+v", err, r.Status, r.Order.Refunds)
+	}
+	h.clk.advance(2 * time.Minute)
+	h.sys.timers.poke()
+	eventually(t, "sent again and confirmed", func() bool { return h.order(t, otn).Refunds[0].RefundID == "5020" })
+	h.clk.advance(3 * time.Minute)
+	h.sys.timers.poke()
+	eventually(t, "refunded", func() bool { return h.order(t, otn).State == store.StateRefunded })
+	o := h.order(t, otn)
+	if o.RefundedFen != 500 || len(o.Refunds) != 1 || wc.refundsN.Load() != 2 || len(wc.refunds) != 1 {
+		t.Fatalf("refunded %d, refunds %+v, %d creates, WeChat booked %v", o.RefundedFen, o.Refunds, wc.refundsN.Load(), wc.refunds)
+	}
+}
+
+// TestAbnormalRefundIsRecordedOnceThenApplied: every query answers ABNORMAL;
+// the order records it once (one event, one alert), keeps querying on the
+// backoff without new events, and the admin's apply-abnormal-refund
+// completes it.
+func TestAbnormalRefundIsRecordedOnceThenApplied(t *testing.T) {
+	t.Parallel()
+	wc := &scriptedWeChat{state: map[string]string{}, refundStatus: wxpay.RefundStatusAbnormal}
+	h := newHarness(t, t.TempDir(), time.Second, wc, nil)
+	h.putSKU(t, "a", 1, 0)
+	ctx := context.Background()
+	otn := "01KABNORMAL1"
+	if _, err := h.buy(ctx, "a", otn, "b", 1); err != nil {
+		t.Fatal(err)
+	}
+	tx := successTx()
+	tx.OutTradeNo = otn
+	if _, err := h.sys.Request(ctx, &PaymentNotified{Tx: tx, NotifyID: "EV-1"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.sys.Request(ctx, &StartRefund{OutTradeNo: otn, Amount: 500})
+	if err != nil || r.Status != StatusOK {
+		t.Fatalf("start: %v %d", err, r.Status)
+	}
+	no := r.Order.Refunds[0].OutRefundNo
+	if r, _ := h.sys.Request(ctx, &ApplyAbnormalRefund{OutTradeNo: otn, Request: wxpay.AbnormalRefundRequest{OutRefundNo: no, Type: "MERCHANT_BANK_CARD"}}); r.Status != StatusConflict {
+		t.Fatalf("apply before ABNORMAL: %d", r.Status)
+	}
+	for i := 0; i < 6; i++ { // six backoff steps, each a query answering ABNORMAL
+		h.clk.advance(11 * time.Minute)
+		h.sys.timers.poke()
+		time.Sleep(20 * time.Millisecond)
+	}
+	eventually(t, "abnormal", func() bool { return h.order(t, otn).Refunds[0].Status == wxpay.RefundStatusAbnormal })
+	hist, _ := h.st.History(otn)
+	abnormal := 0
+	for _, e := range hist {
+		if e.Type == "order.refund_abnormal" {
+			abnormal++
+		}
+	}
+	if o := h.order(t, otn); abnormal != 1 || len(o.Alerts) != 1 || o.State != store.StateRefunding {
+		t.Fatalf("%d abnormal events, alerts %v, state %s", abnormal, o.Alerts, o.State)
+	}
+	r, err = h.sys.Request(ctx, &ApplyAbnormalRefund{OutTradeNo: otn, Request: wxpay.AbnormalRefundRequest{OutRefundNo: no, Type: "MERCHANT_BANK_CARD"}})
+	if err != nil || r.Status != StatusOK || r.Order.Refunds[0].Status != wxpay.RefundStatusProcessing || wc.applied.Load() != 1 {
+		t.Fatalf("apply: %v %d %+v", err, r.Status, r.Order.Refunds)
+	}
+	h.clk.advance(11 * time.Minute)
+	h.sys.timers.poke()
+	eventually(t, "refunded", func() bool { return h.order(t, otn).State == store.StateRefunded })
+}
