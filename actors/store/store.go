@@ -7,11 +7,12 @@
 // Pebble group-commits concurrent synced batches, so many order actors
 // share each fsync. Nothing is acknowledged before Commit returns.
 //
-// Key layout (all keys are ASCII; numbers are fixed-width hex):
+// Key layout (prefixes, order numbers and SKUs are ASCII; <seq> is 8 raw
+// bytes, big-endian, so keys sort by number):
 //
 //	o/<out_trade_no>                order record
-//	h/<out_trade_no>/<seq>          event history
-//	x/<outbox seq>                  outbox: events waiting for the relay
+//	h/<out_trade_no>/<seq>          event history (seq of the order)
+//	x/<seq>                         outbox: events waiting for the relay (seq of the store)
 //	a/<out_trade_no>                active orders (non-final): timers resume from these
 //	r/<sku>/<out_trade_no>          stock reservations
 //	k/<sku>                         SKU catalogue
