@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 	"unicode/utf8"
 
@@ -61,7 +62,7 @@ func (a *orderActor) prepay(m *Prepay, env Env) {
 	if err := a.commit(m, &out); err != nil {
 		a.sys.inventory.release(m.SKU, m.OutTradeNo)
 		a.sys.metrics.StoreErrors.Add(1)
-		a.respond(&Reply{Err: errors.Join(ErrStore, err)})
+		a.respond(&Reply{Err: fmt.Errorf("%w: %s: %w", ErrStore, a.key, err)})
 		return
 	}
 	a.order, a.exists = out.Order, true
