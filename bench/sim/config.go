@@ -18,10 +18,11 @@ const (
 	// ModeCertificate signs with the platform certificate's key,
 	// Wechatpay-Serial = the certificate serial (older merchants).
 	ModeCertificate = "certificate"
-	// ModeMixed is WeChat's 7-day migration: answers are signed with the key
-	// the request names in Wechatpay-Serial, and otherwise (and for
-	// notifications) with the public key for a share MixedPublicKeyShare of
-	// messages and the certificate for the rest.
+	// ModeMixed is WeChat's 7-day migration: an API answer is signed with
+	// the public key when the request's Wechatpay-Serial names its id
+	// (PUB_KEY_ID_...), else with the certificate; notifications switch over
+	// gradually, a share MixedPublicKeyShare of them signed with the public
+	// key and the rest with the certificate.
 	ModeMixed = "mixed"
 )
 
@@ -44,6 +45,8 @@ const (
 	MinOrderTTL          = time.Minute
 	DefaultStaleAge      = 10 * time.Minute // age of the timestamp on stale copies
 	DefaultDupDelay      = time.Second      // spacing of delayed duplicate copies
+	DefaultSlowDelay     = 12 * time.Second // slow faults: longer than wxpayd's call timeouts
+	MaxSlowDelay         = 10 * time.Minute
 )
 
 // RateLimitOff disables the prepay rate limit (the --rate-limit 0 of the
@@ -75,8 +78,9 @@ type Config struct {
 	Latency time.Duration
 	// SigningMode is ModePublicKey (default), ModeCertificate or ModeMixed.
 	SigningMode string
-	// MixedPublicKeyShare is, in ModeMixed, the share of messages signed with
-	// the public key when the request does not choose (0..1; default 0.5).
+	// MixedPublicKeyShare is, in ModeMixed, the share of notifications
+	// signed with the public key (0..1; default 0.5). API answers do not
+	// use it: they follow the request's Wechatpay-Serial.
 	MixedPublicKeyShare float64
 	// RateLimit is the prepay rate per mchid per second beyond which prepay
 	// answers 429 FREQUENCY_LIMITED (default DefaultRateLimit; RateLimitOff
@@ -97,6 +101,16 @@ type Config struct {
 	// DropRate is the probability that a WeChat API request is processed
 	// but its answer is lost (the connection is closed without a reply).
 	DropRate float64
+	// Faults is the --faults SPEC of API faults per endpoint (see
+	// ParseFaults; default none). PUT /sim/v1/faults replaces it at run time.
+	Faults string
+	// SlowDelay is how long a slow fault delays its answer (default
+	// DefaultSlowDelay, at most MaxSlowDelay; not divided by NotifySpeedup).
+	SlowDelay time.Duration
+	// RefundOutcomes is the --refund-outcomes SPEC2 of how refunds end (see
+	// ParseRefundOutcomes; default DefaultRefundOutcomes). PUT
+	// /sim/v1/faults replaces it at run time.
+	RefundOutcomes string
 	// MaxOrders bounds the orders kept (default DefaultMaxOrders); a prepay
 	// beyond it answers 503 SYSTEM_ERROR.
 	MaxOrders int
@@ -109,9 +123,9 @@ type Config struct {
 	// NotifyTimeout is how long a delivery waits for the merchant's answer
 	// (default DefaultNotifyTimeout, WeChat's 5 s).
 	NotifyTimeout time.Duration
-	// RefundDelay is how long a refund stays PROCESSING before it succeeds
-	// and REFUND.SUCCESS is sent (default DefaultRefundDelay, divided by
-	// NotifySpeedup).
+	// RefundDelay is how long a refund stays PROCESSING before it ends
+	// (SUCCESS, CLOSED or ABNORMAL, see RefundOutcomes) and is notified
+	// (default DefaultRefundDelay, divided by NotifySpeedup).
 	RefundDelay time.Duration
 	// MaxLoginCodes bounds the remembered jscode2session codes (default
 	// DefaultMaxLoginCodes).
@@ -125,8 +139,9 @@ type Config struct {
 	// Logger receives start, stop and delivery-failure logs (default
 	// slog.Default()).
 	Logger *slog.Logger
-	// Seed, if non-zero, makes fault injection and mixed-mode choices
-	// reproducible.
+	// Seed, if non-zero, makes fault injection, refund outcomes and
+	// mixed-mode choices reproducible (as far as the order of concurrent
+	// requests allows).
 	Seed uint64
 }
 
@@ -139,6 +154,7 @@ func (c *Config) maxLoginCodes() int  { return cmp.Or(c.MaxLoginCodes, DefaultMa
 func (c *Config) notifyTimeout() time.Duration {
 	return cmp.Or(c.NotifyTimeout, DefaultNotifyTimeout)
 }
+func (c *Config) slowDelay() time.Duration { return cmp.Or(c.SlowDelay, DefaultSlowDelay) }
 
 func (c *Config) rateLimit() int {
 	switch {
@@ -246,6 +262,15 @@ func (c *Config) Validate() error {
 	}
 	if c.NotifyTimeout < 0 || c.RefundDelay < 0 {
 		return bad("--notify-timeout and --refund-delay must not be negative")
+	}
+	if c.SlowDelay < 0 || c.SlowDelay > MaxSlowDelay {
+		return bad("--slow-delay %v: want 0..%v", c.SlowDelay, MaxSlowDelay)
+	}
+	if _, err := ParseFaults(c.Faults); err != nil {
+		return fmt.Errorf("%w: --faults: %w", ErrConfig, err)
+	}
+	if _, err := ParseRefundOutcomes(c.RefundOutcomes); err != nil {
+		return fmt.Errorf("%w: --refund-outcomes: %w", ErrConfig, err)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@
 //	POST /v3/pay/transactions/out-trade-no/{no}/close       close (204)
 //	POST /v3/refund/domestic/refunds                        refund
 //	GET  /v3/refund/domestic/refunds/{out_refund_no}        refund query
+//	POST /v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund
+//	                                                        abnormal refund to a bank card or the merchant
 //	GET  /v3/certificates                                   platform certificates (404 in public-key mode)
 //	GET  /sns/jscode2session                                wx.login code exchange
 //	POST /pay/unifiedorder                                  APIv2 prepay (XML)
@@ -21,11 +23,16 @@
 // METHOD\nURL\nTS\nNONCE\nBODY\n with the merchant certificate's key, the
 // merchant serial, and the timestamp within five minutes: else 401
 // SIGN_ERROR). Fields and limits are validated (400 PARAM_ERROR with detail
-// {field, value, issue, location}). Every APIv3 answer, errors included, is
-// signed with Wechatpay-Timestamp/Nonce/Signature/Serial/Signature-Type and
-// carries a Request-ID, with the WeChat Pay public key (publickey mode), the
-// platform certificate (certificate mode) or either (mixed mode: the key the
-// request names in Wechatpay-Serial, else a configurable share).
+// {field, value, issue, location}). Every APIv3 answer, errors included,
+// carries Wechatpay-Timestamp/Nonce/Signature/Serial/Signature-Type, a
+// Request-ID and Content-Type: application/json; charset=utf-8 (the bodiless
+// 204 too). It is signed with the WeChat Pay public key (publickey mode), the
+// platform certificate (certificate mode) or, in mixed mode (WeChat's
+// migration), the public key when the request's Wechatpay-Serial names its
+// PUB_KEY_ID_... and the certificate otherwise.
+// Notifications in mixed mode switch over gradually: a share
+// (--mixed-share) is signed with the public key. A path outside /v3/, /sns/
+// and /sim/ is APIv2's surface and answers APIv2's XML (return_code FAIL).
 //
 // The control API, outside WeChat's surface:
 //
@@ -33,18 +40,30 @@
 //	                                         (ORDER_CLOSED, ORDER_EXPIRED, ORDER_PAID, PREPAY_EXPIRED, OPENID_MISMATCH)
 //	POST /sim/v1/login {"user"}              issue a wx.login code for a user: {"code","openid"}
 //	GET  /sim/v1/orders/{out_trade_no}       an order's state and every notification delivery attempt
+//	GET  /sim/v1/ledger[?out_trade_no=]      WeChat's books for audits (see Ledger)
+//	GET  /sim/v1/faults                      {"faults":"SPEC","refund_outcomes":"SPEC2"} in force
+//	PUT  /sim/v1/faults                      replace either or both (400 on a bad spec, nothing changed)
 //	GET  /sim/v1/stats                       counters for auditing a load test (see Stats)
 //	GET  /sim/v1/health                      200 once serving
 //
 // After a payment the TRANSACTION.SUCCESS notification (§5.1 envelope,
 // AEAD_AES_256_GCM resource) goes to the order's notify_url and is retried on
 // WeChat's schedule (RetrySchedule / --notify-speedup) until a 2xx arrives
-// within 5 s; refunds succeed after --refund-delay and notify REFUND.SUCCESS
-// the same way. APIv2 orders get the APIv2 XML notification instead, whose
-// acknowledgement is return_code SUCCESS in the body. Fault injection adds
-// extra copies (duplicate, tampered WECHATPAY/SIGNTEST/ signature, stale
-// timestamp) that are counted apart from the genuine delivery, and can drop
-// API answers after processing them.
+// within 5 s. A refund holds its amount while PROCESSING and after
+// --refund-delay ends SUCCESS, CLOSED (the amount is refundable again) or
+// ABNORMAL (held until apply-abnormal-refund, which makes it PROCESSING and
+// then SUCCESS), drawn from --refund-outcomes, with the matching
+// REFUND.SUCCESS, REFUND.CLOSED or REFUND.ABNORMAL notification. APIv2
+// orders get the APIv2 XML payment notification instead, whose
+// acknowledgement is return_code SUCCESS in the body.
+//
+// Fault injection, all drawn from the --seed generator:
+//   - Notifications get extra copies (duplicate, tampered WECHATPAY/SIGNTEST/
+//     signature, stale timestamp), counted apart from the genuine delivery.
+//   - --drop-rate loses API answers after processing them.
+//   - --faults makes each endpoint fail as a remote service does
+//     (system_error, rate_limited, bad_gateway, slow, lost; see faults.go),
+//     counted in Stats.APIFaults and on the order's ledger calls.
 //
 // State lives in memory and is bounded (MaxOrders, MaxPending,
 // MaxLoginCodes); beyond a bound the request is answered 503 SYSTEM_ERROR and
@@ -52,10 +71,13 @@
 //
 // # Choices where WeChat's behaviour is not documented (UNCONFIRMED)
 //
-//   - Close of a paid order: 400 ORDERPAID (APIv2's code for it). Closing a
-//     closed order again: 204.
-//   - Prepay of an out_trade_no that is paid: 400 ORDERPAID; closed: 400
-//     ORDER_CLOSED; same out_trade_no with other parameters: 403
+//   - Close of a paid order: 400 ORDERPAID. APIv3's close tables list no
+//     code for it; ORDERPAID ("订单已支付，不能发起关单") is APIv2's, and
+//     merchants report getting it from close calls. Closing a closed order
+//     again: 204.
+//   - Prepay of an out_trade_no that is paid: 400 ORDERPAID (APIv3's prepay
+//     tables list no code for it; APIv2's ORDERPAID); closed: 400
+//     ORDER_CLOSED (listed); same out_trade_no with other parameters: 403
 //     OUT_TRADE_NO_USED (reported by SDK users). An identical retry returns
 //     the current prepay_id, renewed when the old one is past its 2 hours.
 //   - An unpaid order past time_expire reads as CLOSED. A time_expire with
@@ -63,10 +85,40 @@
 //   - Authorization with an unknown mchid: 401 SIGN_ERROR. Body or query
 //     mchid different from the Authorization's: 400 PARAM_ERROR on /mchid.
 //   - Refund business rules (unpaid order, amount.total not the order's,
-//     refunds beyond the total, more than 50 refunds, out_refund_no reused
-//     for another order): 400 INVALID_REQUEST with WeChat's messages; unknown
-//     order: 404 RESOURCE_NOT_EXISTS. A repeated out_refund_no returns the
-//     same refund.
+//     more than 50 refunds, out_refund_no reused for another order): 400
+//     INVALID_REQUEST with WeChat's messages; unknown order: 404
+//     RESOURCE_NOT_EXISTS. amount.refund above amount.total: 400
+//     PARAM_ERROR. A refund beyond what is refundable (the total less
+//     SUCCESS, PROCESSING and ABNORMAL refunds, compared by subtraction): 403
+//     NOT_ENOUGH (WeChat documents NOT_ENOUGH for a short merchant balance).
+//   - A repeated out_refund_no with the same amounts returns the same refund
+//     and never refunds twice; with another amount it is REFUND_FEE_MISMATCH
+//     "订单金额或退款金额与之前请求不一致，请核实后再试" (APIv2's code and text;
+//     APIv3's FAQ names the code) with HTTP 400 (status not documented).
+//   - A CLOSED refund leaves the order's trade_state REFUND.
+//   - apply-abnormal-refund: the fields (out_refund_no; type USER_BANK_CARD
+//     or MERCHANT_BANK_CARD; bank_type, bank_account, real_name for a user
+//     card, the last two encrypted with the key Wechatpay-Serial names) and
+//     the fifteen bank_type values follow WeChat's page as copied by
+//     wechatpay.im; that bank_type, bank_account and real_name are required
+//     only for USER_BANK_CARD follows SDK users. The simulator's choices:
+//     RSAES-OAEP with SHA-1 (WeChat's sensitive-field cipher); a bad field
+//     or a missing/unknown Wechatpay-Serial is 400 PARAM_ERROR; a refund_id
+//     and out_refund_no that do not name the same refund is 404
+//     RESOURCE_NOT_EXISTS; a refund not ABNORMAL is 400 INVALID_REQUEST; the
+//     refund then reads channel OTHER_BANKCARD (user card) and
+//     user_received_account "<bank_type>尾号<last 4>" or "商户结算银行账户".
+//   - Injected faults: APIv2 unifiedorder answers system_error and
+//     rate_limited as result_code FAIL with err_code SYSTEMERROR or
+//     FREQUENCY_LIMITED (the latter is APIv2 refund's code);
+//     jscode2session answers errcode -1 "system error" and 45011 "api
+//     minute-quota reach limit  mustslower  retry next minute".
+//   - A path outside WeChat's APIs and outside /v3/, /sns/ and /sim/ is
+//     answered HTTP 200 with <xml><return_code><![CDATA[FAIL]]></return_code>
+//     <return_msg><![CDATA[…]]></return_msg></xml>, as APIv2 answers its
+//     failures.
+//   - The ledger's unknown_orders, trade_state NOT_EXIST (out_trade_nos
+//     called but never created), are the simulator's, not WeChat's.
 //   - notify_url may be http:// (WeChat requires https) so a local merchant
 //     can be reached.
 //   - jscode2session: wrong appid 40013, wrong secret 40125, wrong
@@ -76,9 +128,14 @@
 // # Concurrency
 //
 // A Server is safe for concurrent use. Orders live in 64 shards, each with
-// a mutex guarding its orders, their refunds and their delivery records;
-// lock order is shard, then the store's index lock or the scheduler's heap
-// lock; the heap lock is never held while taking a shard. Notification delivery
-// is one scheduler goroutine over a timer heap and Config.NotifyWorkers
-// workers; all goroutines are counted and Close waits for them.
+// a mutex guarding its orders, their refunds, their delivery records and
+// ledger calls, and the calls for unknown out_trade_nos; lock order is
+// shard, then the store's index lock or the scheduler's heap lock; the heap
+// lock is never held while taking a shard; the random generator's lock is
+// a leaf, taken under a shard or alone. Fault and outcome specs are
+// immutable values swapped atomically. Notification delivery is one
+// scheduler goroutine over a timer heap and Config.NotifyWorkers workers;
+// all goroutines are counted and Close waits for them. A slow fault waits
+// in its request's own (fasthttp) goroutine, bounded by fasthttp's
+// concurrency limit; Close cuts the waits short.
 package sim

@@ -18,6 +18,9 @@ var (
 	// ErrOverloaded: a bounded store or queue is full; the request that
 	// needed it is answered 503 SYSTEM_ERROR and counted in the stats.
 	ErrOverloaded = errors.New("sim: overloaded")
+	// ErrSpec: a --faults or --refund-outcomes SPEC does not parse
+	// (ParseFaults, ParseRefundOutcomes, PUT /sim/v1/faults).
+	ErrSpec = errors.New("sim: invalid spec")
 )
 
 // apiError is a WeChat APIv3 error answer: HTTP status and the JSON body

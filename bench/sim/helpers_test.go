@@ -75,6 +75,9 @@ func startSim(t testing.TB, mod func(*Config)) *testSim {
 	})
 	ts := &testSim{Server: s, clock: fc}
 	ts.c = newClient(t, s, func() time.Time { return s.clock.Now() })
+	// Runs before Close (cleanups run last first): connections the client
+	// dialled but never used would hold fasthttp's shutdown for 5 s.
+	t.Cleanup(func() { ts.c.http.CloseIdleConnections() })
 	return ts
 }
 
@@ -136,6 +139,15 @@ func (c *client) do(method, path string, body any) answer {
 
 // try is do with an optional request rewrite after signing (to tamper).
 func (c *client) try(method, path string, body any, tamper func(*http.Request)) (answer, error) {
+	resp, rb, err := c.send(method, path, body, tamper)
+	if err != nil {
+		return answer{}, err
+	}
+	return c.check(method, path, resp, rb)
+}
+
+// send signs and sends a request and returns the answer unverified.
+func (c *client) send(method, path string, body any, tamper func(*http.Request)) (*http.Response, []byte, error) {
 	var raw []byte
 	switch b := body.(type) {
 	case nil:
@@ -144,16 +156,16 @@ func (c *client) try(method, path string, body any, tamper func(*http.Request)) 
 	default:
 		var err error
 		if raw, err = json.Marshal(b); err != nil {
-			return answer{}, err
+			return nil, nil, err
 		}
 	}
 	req, err := http.NewRequest(method, c.base+path, bytes.NewReader(raw))
 	if err != nil {
-		return answer{}, err
+		return nil, nil, err
 	}
 	auth, err := c.signer.Authorization(method, req.URL.RequestURI(), raw, c.now().Unix(), wxpay.NewNonce())
 	if err != nil {
-		return answer{}, err
+		return nil, nil, err
 	}
 	req.Header.Set("Authorization", auth)
 	req.Header.Set("Accept", "application/json")
@@ -168,13 +180,18 @@ func (c *client) try(method, path string, body any, tamper func(*http.Request)) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return answer{}, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	rb, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return answer{}, err
+		return nil, nil, err
 	}
+	return resp, rb, nil
+}
+
+// check verifies an answer's signature and decodes an error body.
+func (c *client) check(method, path string, resp *http.Response, rb []byte) (answer, error) {
 	h := &wxpay.Headers{
 		Timestamp: resp.Header.Get(wxpay.HeaderTimestamp), Nonce: resp.Header.Get(wxpay.HeaderNonce),
 		Signature: resp.Header.Get(wxpay.HeaderSignature), Serial: resp.Header.Get(wxpay.HeaderSerial),
@@ -375,7 +392,7 @@ func (m *merchant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			switch n.EventType {
 			case wxpay.EventTransactionSuccess:
 				a.tx, err = wxpay.DecodeTransaction(plain)
-			case wxpay.EventRefundSuccess:
+			case wxpay.EventRefundSuccess, wxpay.EventRefundClosed, wxpay.EventRefundAbnormal:
 				a.refund, err = wxpay.DecodeRefundNotice(plain)
 			}
 			return err
@@ -450,3 +467,59 @@ func otn(t testing.TB, n int) string {
 }
 
 func readCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
+
+// noKeepAlive makes the client open a connection per request, so a cut
+// connection is never retried by net/http on a reused one.
+func (c *client) noKeepAlive() {
+	c.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+}
+
+// ledger reads GET /sim/v1/ledger[?out_trade_no=].
+func (c *client) ledger(outTradeNo string) Ledger {
+	c.t.Helper()
+	var l Ledger
+	path := "/sim/v1/ledger"
+	if outTradeNo != "" {
+		path += "?out_trade_no=" + outTradeNo
+	}
+	if st := c.simGet(path, &l); st != 200 {
+		c.t.Fatalf("ledger: %d", st)
+	}
+	return l
+}
+
+// ledgerOrder returns one out_trade_no's ledger entry, from orders or
+// unknown_orders (TradeState "" when absent from both).
+func (c *client) ledgerOrder(outTradeNo string) LedgerOrder {
+	c.t.Helper()
+	l := c.ledger(outTradeNo)
+	if len(l.Orders)+len(l.Unknown) > 1 {
+		c.t.Fatalf("ledger for %s: %+v", outTradeNo, l)
+	}
+	for _, o := range append(l.Orders, l.Unknown...) {
+		return o
+	}
+	return LedgerOrder{}
+}
+
+// paidOrder creates an order of total fen and pays it, waiting for its
+// notification; it returns the transaction_id.
+func (ts *testSim) paidOrder(t testing.TB, m *merchant, otn string, total int64) string {
+	t.Helper()
+	b := prepayReq(testID, otn, "oBuyer", m.url)
+	b["amount"] = map[string]any{"total": total, "currency": "CNY"}
+	a := ts.c.do("POST", "/v3/pay/transactions/jsapi", b)
+	a.wantOK(t, 200)
+	var r wxpay.PrepayResponse
+	if err := json.Unmarshal(a.body, &r); err != nil {
+		t.Fatal(err)
+	}
+	st, txn := ts.c.pay(r.PrepayID, "oBuyer")
+	if st != 201 {
+		t.Fatalf("pay %s: %d %s", otn, st, txn)
+	}
+	if a := m.next(t); a.tx.OutTradeNo != otn {
+		t.Fatalf("notification for %s, want %s", a.tx.OutTradeNo, otn)
+	}
+	return txn
+}

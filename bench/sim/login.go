@@ -41,6 +41,8 @@ const (
 	ErrcodeMissingCode      = 41008
 	ErrcodeInvalidSecret    = 40125
 	ErrcodeCodeUsed         = 40163
+	ErrcodeBusy             = -1    // system busy: retry (system_error faults)
+	ErrcodeRateLimited      = 45011 // 100 calls per user per minute (rate_limited faults)
 )
 
 type codeEntry struct {
@@ -131,9 +133,27 @@ func OpenID(appID, code string) string {
 	return "o" + base64.RawURLEncoding.EncodeToString(sum[:])[:27]
 }
 
-// jscode2session serves GET /sns/jscode2session.
+// jscode2session serves GET /sns/jscode2session. Faults are drawn as the
+// request arrives: system_error answers errcode -1 and rate_limited 45011
+// (code not used); lost uses the code, then answers -1 or cuts the
+// connection.
 func (s *Server) jscode2session(ctx *fasthttp.RequestCtx) {
 	s.stats.requests[epLogin].Add(1)
+	f := s.drawFault(fpLogin)
+	switch f {
+	case afSystemError:
+		s.latency()
+		s.writeLogin(ctx, s.loginError(ErrcodeBusy))
+		return
+	case afRateLimited:
+		s.latency()
+		s.writeLogin(ctx, s.loginError(ErrcodeRateLimited))
+		return
+	case afBadGateway:
+		s.latency()
+		writeBadGateway(ctx)
+		return
+	}
 	q := ctx.QueryArgs()
 	now := s.clock.Now()
 	code := 0
@@ -164,14 +184,29 @@ func (s *Server) jscode2session(ctx *fasthttp.RequestCtx) {
 		ob.str("openid", OpenID(s.id.AppID, string(q.Peek("js_code"))))
 		body = ob.done()
 	}
-	if s.cfg.Latency > 0 {
-		time.Sleep(s.cfg.Latency)
-	}
-	if s.chance(s.cfg.DropRate) {
-		s.drop(ctx)
+	s.latency()
+	switch f {
+	case afSlow:
+		s.slowWait()
+	case afLost:
+		if s.chance(0.5) {
+			s.writeLogin(ctx, s.loginError(ErrcodeBusy))
+		} else {
+			cut(ctx)
+		}
 		return
+	default:
+		if s.chance(s.cfg.DropRate) {
+			s.drop(ctx)
+			return
+		}
 	}
-	// WeChat answers 200 with errcode in the body, as text/plain JSON.
+	s.writeLogin(ctx, body)
+}
+
+// writeLogin writes a jscode2session answer: WeChat answers 200 with errcode
+// in the body, as text/plain JSON.
+func (s *Server) writeLogin(ctx *fasthttp.RequestCtx, body []byte) {
 	ctx.SetStatusCode(200)
 	ctx.SetContentType("text/plain")
 	ctx.SetBody(body)
@@ -184,6 +219,8 @@ var errmsgs = map[int]string{
 	ErrcodeMissingCode:      "missing code",
 	ErrcodeInvalidCode:      "invalid code",
 	ErrcodeCodeUsed:         "code been used",
+	ErrcodeBusy:             "system error",
+	ErrcodeRateLimited:      "api minute-quota reach limit  mustslower  retry next minute",
 }
 
 func (s *Server) loginError(code int) []byte {

@@ -330,7 +330,7 @@ func (n *notifier) deliver(d *delivery) {
 			body = v2Tamper(body)
 		}
 	} else {
-		key, serial := s.signingKey("")
+		key, serial := s.notifyKey()
 		ts := now.Unix()
 		if d.fault == faultStale {
 			ts -= int64(DefaultStaleAge / time.Second)

@@ -39,12 +39,14 @@ type store struct {
 	byTxn    map[string]*order  // transaction_id -> order
 	refunds  map[string]*refund // mchid + "/" + out_refund_no -> refund
 
-	seq atomic.Uint64 // makes prepay, transaction and refund ids unique
+	ghostCount atomic.Int64  // entries in the shards' ghosts, at most max
+	seq        atomic.Uint64 // makes prepay, transaction and refund ids unique
 }
 
 type shard struct {
 	mu     sync.Mutex
-	orders map[string]*order // mchid + "/" + out_trade_no
+	orders map[string]*order   // mchid + "/" + out_trade_no
+	ghosts map[string]*callLog // calls for an out_trade_no with no order (see ledger.go)
 }
 
 func newStore(max int) *store {
@@ -54,6 +56,7 @@ func newStore(max int) *store {
 	}
 	for i := range st.shards {
 		st.shards[i].orders = map[string]*order{}
+		st.shards[i].ghosts = map[string]*callLog{}
 	}
 	return st
 }
@@ -90,10 +93,17 @@ type order struct {
 	closedBy     string // "merchant" or "expired"
 	txnID        string
 	successTime  time.Time
-	refunded     int64 // sum of accepted refunds
+	refunded     int64 // sum of SUCCESS refunds
+	refunding    int64 // sum of PROCESSING and ABNORMAL refunds: not refundable again
 	refunds      []*refund
 	deliveries   []*DeliveryRecord
+	calls        callLog
 }
+
+// refundable is what may still be refunded: the total less refunds that
+// succeeded or are in flight. refunded+refunding never exceeds total, so
+// nothing here overflows.
+func (o *order) refundable() int64 { return o.total - o.refunded - o.refunding }
 
 // expireIfDue closes an unpaid order past time_expire. UNCONFIRMED: WeChat
 // documents that an unpaid order cannot be paid after time_expire; that its
@@ -274,16 +284,27 @@ func (o *order) sameParams(b *prepayBody) bool {
 
 // prepay serves POST /v3/pay/transactions/jsapi.
 func (s *Server) prepay(r *v3req) (int, []byte, *apiError) {
-	if !s.limiter.allow(r.mchID, r.now) {
-		return 0, nil, errRateLimited
-	}
 	var b prepayBody
 	if e := decodeBody(r.body, &b); e != nil {
+		if !s.limiter.allow(r.mchID, r.now) {
+			return 0, nil, errRateLimited
+		}
 		return 0, nil, e
+	}
+	// The call counts on the order's ledger when it names a valid order.
+	named := b.MchID == r.mchID && wxpay.ValidOutTradeNo(b.OutTradeNo)
+	refuse := func(e *apiError) (int, []byte, *apiError) {
+		if named {
+			s.store.recordCall(r.mchID, b.OutTradeNo, ckPrepay, r.now)
+		}
+		return 0, nil, e
+	}
+	if !s.limiter.allow(r.mchID, r.now) {
+		return refuse(errRateLimited)
 	}
 	expire, e := s.validatePrepay(&b, r.mchID, r.now)
 	if e != nil {
-		return 0, nil, e
+		return refuse(e)
 	}
 	cur := b.Amount.Currency
 	if cur == "" {
@@ -295,6 +316,9 @@ func (s *Server) prepay(r *v3req) (int, []byte, *apiError) {
 		currency: cur, created: r.now, expire: expire,
 	}
 	prepayID, e := s.createOrReuse(o, r.now, func(old *order) bool { return old.sameParams(&b) })
+	if e == errOverloaded {
+		return refuse(e)
+	}
 	if e != nil {
 		return 0, nil, e
 	}
@@ -306,7 +330,9 @@ func (s *Server) prepay(r *v3req) (int, []byte, *apiError) {
 
 // createOrReuse stores a new order o, or, if its out_trade_no exists, returns
 // the existing order's prepay_id when same(existing) holds (renewing an
-// expired prepay_id), and the matching error otherwise.
+// expired prepay_id), and the matching error otherwise. The call is counted
+// on the order's ledger, except when the store is full (errOverloaded: the
+// caller records it).
 func (s *Server) createOrReuse(o *order, now time.Time, same func(*order) bool) (string, *apiError) {
 	st := s.store
 	key := orderKey(o.mchID, o.outTradeNo)
@@ -314,12 +340,14 @@ func (s *Server) createOrReuse(o *order, now time.Time, same func(*order) bool) 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if old, ok := sh.orders[key]; ok {
+		old.calls.add(ckPrepay, now)
 		old.expireIfDue(now, &s.stats)
 		switch {
 		case old.state == wxpay.TradeStateClosed:
 			return "", newErr(400, wxpay.CodeOrderClosed, "订单已关闭")
 		case old.state != wxpay.TradeStateNotPay:
-			// UNCONFIRMED: APIv3 prepay of a paid out_trade_no; ORDERPAID as in APIv2.
+			// UNCONFIRMED: APIv3's prepay tables do not list a code for a
+			// paid out_trade_no; ORDERPAID is APIv2's (see doc.go).
 			return "", newErr(400, wxpay.CodeOrderPaid, "该订单已支付")
 		case !same(old):
 			return "", newErr(403, wxpay.CodeOutTradeNoUsed, "商户订单号重复")
@@ -338,6 +366,8 @@ func (s *Server) createOrReuse(o *order, now time.Time, same func(*order) bool) 
 		return "", errOverloaded
 	}
 	o.sh = sh
+	st.adoptGhost(sh, key, o)
+	o.calls.add(ckPrepay, now)
 	o.state = wxpay.TradeStateNotPay
 	o.prepayID, o.prepayExpire = st.newPrepayID(now), now.Add(DefaultPrepayTTL)
 	sh.orders[key] = o
@@ -425,8 +455,10 @@ func (s *Server) query(r *v3req) (int, []byte, *apiError) {
 	}
 	o := s.store.lookup(mchID, otn)
 	if o == nil {
+		s.store.recordCall(mchID, otn, ckQuery, r.now)
 		return 0, nil, errNotFound
 	}
+	o.calls.add(ckQuery, r.now)
 	o.expireIfDue(r.now, &s.stats)
 	body := o.transactionJSON(make([]byte, 0, 512))
 	o.sh.mu.Unlock()
@@ -457,6 +489,7 @@ func (s *Server) queryByID(r *v3req) (int, []byte, *apiError) {
 	if o == nil {
 		return 0, nil, errNotFound
 	}
+	o.calls.add(ckQuery, r.now)
 	body := o.transactionJSON(make([]byte, 0, 512))
 	o.sh.mu.Unlock()
 	return 200, body, nil
@@ -560,9 +593,11 @@ func (s *Server) closeOrder(r *v3req) (int, []byte, *apiError) {
 	}
 	o := s.store.lookup(b.MchID, otn)
 	if o == nil {
+		s.store.recordCall(b.MchID, otn, ckClose, r.now)
 		return 0, nil, errNotFound
 	}
 	defer o.sh.mu.Unlock()
+	o.calls.add(ckClose, r.now)
 	o.expireIfDue(r.now, &s.stats)
 	switch o.state {
 	case wxpay.TradeStateNotPay:
@@ -572,8 +607,8 @@ func (s *Server) closeOrder(r *v3req) (int, []byte, *apiError) {
 	case wxpay.TradeStateClosed:
 		// Closing again is idempotent (UNCONFIRMED; WeChat documents no error for it).
 	default:
-		// UNCONFIRMED: WeChat's APIv3 close of a paid order is not documented;
-		// ORDERPAID is APIv2's code for it.
+		// UNCONFIRMED: APIv3's close tables list no code for a paid order;
+		// ORDERPAID is APIv2's code for it (see doc.go).
 		return 0, nil, newErr(400, wxpay.CodeOrderPaid, "订单已支付，不能关闭")
 	}
 	return fasthttp.StatusNoContent, nil, nil
@@ -726,7 +761,8 @@ type OrderView struct {
 	TradeState    string            `json:"trade_state"`
 	TransactionID string            `json:"transaction_id,omitempty"`
 	Total         int64             `json:"total"`
-	Refunded      int64             `json:"refunded"`
+	Refunded      int64             `json:"refunded"`  // sum of SUCCESS refunds
+	Refunding     int64             `json:"refunding"` // sum of PROCESSING and ABNORMAL refunds
 	OpenID        string            `json:"openid"`
 	APIv2         bool              `json:"apiv2"`
 	Refunds       []RefundView      `json:"refunds"`
@@ -755,7 +791,7 @@ func (s *Server) simOrder(ctx *fasthttp.RequestCtx, otn string) {
 	o.expireIfDue(s.clock.Now(), &s.stats)
 	v := OrderView{
 		MchID: o.mchID, OutTradeNo: o.outTradeNo, PrepayID: o.prepayID, TradeState: o.state,
-		TransactionID: o.txnID, Total: o.total, Refunded: o.refunded, OpenID: o.openID, APIv2: o.v2 != nil,
+		TransactionID: o.txnID, Total: o.total, Refunded: o.refunded, Refunding: o.refunding, OpenID: o.openID, APIv2: o.v2 != nil,
 		Refunds: []RefundView{}, Notifications: make([]*DeliveryRecord, 0, len(o.deliveries)),
 	}
 	for _, rf := range o.refunds {

@@ -2,8 +2,11 @@ package sim
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -473,25 +476,23 @@ func TestCertificates(t *testing.T) {
 			t.Fatalf("serial %s", s)
 		}
 	})
-	t.Run("mixed mode signs with the key the request names, else both keys", func(t *testing.T) {
-		ts := startSim(t, func(c *Config) { c.SigningMode = ModeMixed; c.MixedPublicKeyShare = 0.5 })
+	t.Run("mixed mode signs answers with the public key only when the request names its id", func(t *testing.T) {
+		// The share is for notifications: at 1 every notification is signed
+		// with the public key, yet answers follow Wechatpay-Serial.
+		ts := startSim(t, func(c *Config) { c.SigningMode = ModeMixed; c.MixedPublicKeyShare = 1 })
 		id := ts.Identity()
-		ts.c.do("GET", "/v3/certificates", nil).wantOK(t, 200)
-		for _, want := range []string{id.PublicKeyID, id.PlatformSerial} {
-			ts.c.serial = want
-			for range 5 {
-				if s := ts.c.do("GET", "/v3/certificates", nil).header.Get(wxpay.HeaderSerial); s != want {
-					t.Fatalf("asked %s, signed %s", want, s)
+		for _, tc := range []struct{ sent, want string }{
+			{id.PublicKeyID, id.PublicKeyID},
+			{id.PlatformSerial, id.PlatformSerial},
+			{"", id.PlatformSerial},
+			{"PUB_KEY_ID_0000000000000000000000000000", id.PlatformSerial}, // not this merchant's key
+		} {
+			ts.c.serial = tc.sent
+			for range 20 {
+				if s := ts.c.do("GET", "/v3/certificates", nil).header.Get(wxpay.HeaderSerial); s != tc.want {
+					t.Fatalf("sent Wechatpay-Serial %q, signed by %s, want %s", tc.sent, s, tc.want)
 				}
 			}
-		}
-		ts.c.serial = ""
-		seen := map[string]int{}
-		for range 40 {
-			seen[ts.c.do("GET", "/v3/certificates", nil).header.Get(wxpay.HeaderSerial)]++
-		}
-		if seen[id.PublicKeyID] == 0 || seen[id.PlatformSerial] == 0 {
-			t.Fatalf("mixed signing used %v", seen)
 		}
 	})
 }
@@ -586,7 +587,8 @@ func TestStatsEndpoint(t *testing.T) {
 	if st := ts.c.simGet("/sim/v1/stats", &raw); st != 200 {
 		t.Fatalf("%d", st)
 	}
-	for _, k := range []string{"orders", "paid", "closed", "refunds", "requests", "rejected", "dropped", "notifications", "faults", "live"} {
+	for _, k := range []string{"orders", "paid", "closed", "refunds", "requests", "rejected", "dropped", "notifications",
+		"faults", "notify_faults", "live"} {
 		if _, ok := raw[k]; !ok {
 			t.Fatalf("stats lack %q: %v", k, raw)
 		}
@@ -602,5 +604,125 @@ func TestStatsEndpoint(t *testing.T) {
 		st.Requests["close"] != 1 || st.Requests["refund"] != 1 || st.Requests["sim_pay"] != 1 ||
 		st.Notifications.Created != 1 || st.Notifications.Pending != 0 || st.Live.Orders != 2 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestAnswerContentType(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{ModePublicKey, ModeCertificate, ModeMixed} {
+		t.Run("in "+mode+" mode every signed answer, the bodiless 204 too, is application/json; charset=utf-8", func(t *testing.T) {
+			t.Parallel()
+			ts := startSim(t, func(c *Config) { c.SigningMode = mode })
+			id := ts.Identity()
+			ts.c.prepay("CTYPE00001", "o", "https://m.example/n")
+			for _, tc := range []struct {
+				name, method, path string
+				body               any
+				status             int
+			}{
+				{"close", "POST", pathQueryPrefix + "CTYPE00001/close", map[string]string{"mchid": id.MchID}, 204},
+				{"query", "GET", pathQueryPrefix + "CTYPE00001?mchid=" + id.MchID, nil, 200},
+				{"an error", "GET", pathQueryPrefix + "CTYPE00002?mchid=" + id.MchID, nil, 404},
+			} {
+				a := ts.c.do(tc.method, tc.path, tc.body)
+				if a.status != tc.status || a.header.Get("Content-Type") != "application/json; charset=utf-8" {
+					t.Fatalf("%s: %d Content-Type %q", tc.name, a.status, a.header.Get("Content-Type"))
+				}
+				if tc.status == 204 && len(a.body) != 0 {
+					t.Fatalf("204 with a body %q", a.body)
+				}
+			}
+		})
+	}
+}
+
+func TestUnknownPaths(t *testing.T) {
+	t.Parallel()
+	ts := startSim(t, nil)
+	for _, tc := range []struct {
+		name, method, path string
+		xml                bool
+	}{
+		{"an unknown APIv2 path answers APIv2 XML", "POST", "/pay/nosuchapi", true},
+		{"an APIv2 path the simulator does not serve answers APIv2 XML", "POST", "/secapi/pay/refund", true},
+		{"the root answers APIv2 XML", "GET", "/", true},
+		{"an unknown APIv3 path answers signed JSON", "GET", "/v3/nothing", false},
+		{"an unknown /sns/ path answers JSON", "GET", "/sns/nothing", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body, err := ts.c.send(tc.method, tc.path, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.xml {
+				a, err := ts.c.check(tc.method, tc.path, resp, body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				a.wantErr(t, 404, wxpay.CodeResourceNotExists)
+				return
+			}
+			p, err := wxpay.ParseV2XML(body)
+			if err != nil || resp.StatusCode != 200 || p["return_code"] != "FAIL" || p["return_msg"] == "" ||
+				!strings.HasPrefix(string(body), "<xml>") || !strings.Contains(string(body), "<return_code><![CDATA[FAIL]]></return_code>") {
+				t.Fatalf("%d %s %v", resp.StatusCode, body, err)
+			}
+		})
+	}
+}
+
+// TestClosePayRace closes and pays the same orders at once: exactly one of
+// the two wins each time, and the loser gets WeChat's answer for it.
+func TestClosePayRace(t *testing.T) {
+	t.Parallel()
+	ts := startSim(t, nil)
+	id := ts.Identity()
+	m := newMerchant(t, ts.Server, nil)
+	const n = 30
+	prepays := make([]string, n)
+	for i := range n {
+		prepays[i] = ts.c.prepay(fmt.Sprintf("RACE%06d", i), "o", m.url)
+	}
+	closed, paid := 0, 0
+	for i := range n {
+		otn := fmt.Sprintf("RACE%06d", i)
+		var closeAnswer answer
+		var closeErr, payErr error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			closeAnswer, closeErr = ts.c.try("POST", pathQueryPrefix+otn+"/close", map[string]string{"mchid": id.MchID}, nil)
+		})
+		wg.Go(func() { _, payErr = ts.Pay(prepays[i], "o") })
+		wg.Wait()
+		if closeErr != nil {
+			t.Fatal(closeErr)
+		}
+		var pe *PayError
+		state := ts.c.ledgerOrder(otn).TradeState
+		switch {
+		case closeAnswer.status == 204 && errors.As(payErr, &pe) && pe.Code == "ORDER_CLOSED" && state == wxpay.TradeStateClosed:
+			closed++
+		case payErr == nil && closeAnswer.err != nil && closeAnswer.err.Code == wxpay.CodeOrderPaid && state == wxpay.TradeStateSuccess:
+			paid++
+		default:
+			t.Fatalf("%s: close %d %s, pay %v, state %s", otn, closeAnswer.status, closeAnswer.body, payErr, state)
+		}
+	}
+	for range paid {
+		m.next(t)
+	}
+	t.Run("prepay of a paid or closed order is refused", func(t *testing.T) {
+		for i := range n {
+			otn := fmt.Sprintf("RACE%06d", i)
+			a := ts.c.do("POST", "/v3/pay/transactions/jsapi", prepayReq(id, otn, "o", m.url))
+			if ts.c.ledgerOrder(otn).TradeState == wxpay.TradeStateClosed {
+				a.wantErr(t, 400, wxpay.CodeOrderClosed)
+			} else {
+				a.wantErr(t, 400, wxpay.CodeOrderPaid)
+			}
+		}
+	})
+	if st := ts.Stats(); st.Paid != uint64(paid) || st.Closed != uint64(closed) {
+		t.Fatalf("stats paid %d closed %d; seen %d %d", st.Paid, st.Closed, paid, closed)
 	}
 }

@@ -84,11 +84,14 @@ func TestRefunds(t *testing.T) {
 			t.Fatalf("trade_state %s", tx.TradeState)
 		}
 	})
-	t.Run("the same out_refund_no is the same refund, whatever the body", func(t *testing.T) {
-		again := decodeRefund(t, c.do("POST", "/v3/refund/domestic/refunds", refundReq("REFUND0001", "R1", 50, 100)))
+	t.Run("the same out_refund_no with the same amount is the same refund", func(t *testing.T) {
+		again := decodeRefund(t, c.do("POST", "/v3/refund/domestic/refunds", refundReq("REFUND0001", "R1", 30, 100)))
 		if again.RefundID != first.RefundID || again.Amount.Refund != 30 {
 			t.Fatalf("retry %+v", again)
 		}
+	})
+	t.Run("the same out_refund_no with another amount is 400 REFUND_FEE_MISMATCH", func(t *testing.T) {
+		c.do("POST", "/v3/refund/domestic/refunds", refundReq("REFUND0001", "R1", 50, 100)).wantErr(t, 400, codeRefundFeeMismatch)
 	})
 	t.Run("the same out_refund_no for another order is 400 INVALID_REQUEST", func(t *testing.T) {
 		p3 := c.prepay("REFUND0003", "oBuyer", m.url)
@@ -96,8 +99,8 @@ func TestRefunds(t *testing.T) {
 		m.next(t)
 		c.do("POST", "/v3/refund/domestic/refunds", refundReq("REFUND0003", "R1", 1, 100)).wantErr(t, 400, wxpay.CodeInvalidRequest)
 	})
-	t.Run("refunds beyond the total are 400 INVALID_REQUEST", func(t *testing.T) {
-		c.do("POST", "/v3/refund/domestic/refunds", refundReq("REFUND0001", "R2", 71, 100)).wantErr(t, 400, wxpay.CodeInvalidRequest)
+	t.Run("refunds beyond what is refundable are 403 NOT_ENOUGH", func(t *testing.T) {
+		c.do("POST", "/v3/refund/domestic/refunds", refundReq("REFUND0001", "R2", 71, 100)).wantErr(t, 403, wxpay.CodeNotEnough)
 	})
 	t.Run("a refund by transaction_id works", func(t *testing.T) {
 		b := refundReq("", "R3", 70, 100)

@@ -49,6 +49,10 @@ type Server struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
+	faults   atomic.Pointer[FaultSpec]      // --faults, replaced by PUT /sim/v1/faults
+	outcomes atomic.Pointer[RefundOutcomes] // --refund-outcomes, likewise
+	quit     chan struct{}                  // closed when Close starts: cuts slow waits short
+
 	reqSeq  atomic.Uint64
 	reqBase string
 
@@ -77,7 +81,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	b := cfg.backend()
-	s := &Server{cfg: cfg, id: id, clock: cfg.clock(), log: cfg.logger(), serveDone: make(chan struct{})}
+	s := &Server{cfg: cfg, id: id, clock: cfg.clock(), log: cfg.logger(), serveDone: make(chan struct{}),
+		quit: make(chan struct{})}
+	// Validate parsed both specs already; these cannot fail.
+	if err := s.SetFaults(cfg.Faults); err != nil {
+		return nil, fmt.Errorf("%w: --faults: %w", ErrConfig, err)
+	}
+	if err := s.SetRefundOutcomes(cfg.RefundOutcomes); err != nil {
+		return nil, fmt.Errorf("%w: --refund-outcomes: %w", ErrConfig, err)
+	}
 	var err error
 	mpub, _ := id.MerchantCert.PublicKey.(*rsa.PublicKey) // ParseCertificatePEM checked it is RSA
 	if s.merchantPub, err = b.NewPublicKey(mpub); err != nil {
@@ -184,14 +196,17 @@ func (s *Server) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	return errors.Join(serveErr, s.Close(cctx))
 }
 
-// Close shuts down gracefully: it stops the listener and waits for open
-// requests (fasthttp ShutdownWithContext), then stops the delivery scheduler
-// and waits for in-flight deliveries, all within ctx's deadline. Scheduled
-// retries are abandoned (the state is in memory). Close is idempotent.
+// Close shuts down gracefully: it cuts slow-fault waits short, stops the
+// listener and waits for open requests (fasthttp ShutdownWithContext), then
+// stops the delivery scheduler and waits for in-flight deliveries, all
+// within ctx's deadline. Scheduled retries are abandoned (the state is in
+// memory). Close is idempotent.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		var errs []error
-		// 1. Stop accepting and finish open requests.
+		// 1. Wake the requests waiting out a slow fault: they answer now.
+		close(s.quit)
+		// 2. Stop accepting and finish open requests.
 		if s.started.Load() {
 			if err := s.srv.ShutdownWithContext(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("sim: http shutdown: %w", err))
@@ -205,7 +220,7 @@ func (s *Server) Close(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("sim: serve loop still running: %w", ctx.Err()))
 			}
 		}
-		// 2. Stop the scheduler and wait for deliveries in flight.
+		// 3. Stop the scheduler and wait for deliveries in flight.
 		if err := s.notifier.close(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -218,8 +233,16 @@ func (s *Server) Close(ctx context.Context) error {
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
 	st := s.stats.snapshot()
-	st.Live = LiveStats{Orders: s.store.len(), Scheduled: s.notifier.len(), LoginCodes: s.logins.len()}
+	st.Live = LiveStats{Orders: s.store.len(), Scheduled: s.notifier.len(), LoginCodes: s.logins.len(),
+		UnknownOrders: int(s.store.ghostCount.Load())}
 	return st
+}
+
+// randFloat draws from the seeded generator.
+func (s *Server) randFloat() float64 {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	return s.rng.Float64()
 }
 
 // chance reports true with probability p.
@@ -230,32 +253,38 @@ func (s *Server) chance(p float64) bool {
 	if p >= 1 {
 		return true
 	}
-	s.rngMu.Lock()
-	v := s.rng.Float64()
-	s.rngMu.Unlock()
-	return v < p
+	return s.randFloat() < p
 }
 
-// signingKey picks the key for an answer or notification. hint is the
-// request's Wechatpay-Serial (empty for notifications).
-func (s *Server) signingKey(hint string) (wxpay.PrivateKey, string) {
+// answerKey picks the key for an API answer. hint is the request's
+// Wechatpay-Serial: in mixed mode, as during WeChat's migration, an answer is
+// signed with the WeChat Pay public key only when the request names its id,
+// and with the platform certificate otherwise.
+func (s *Server) answerKey(hint string) (wxpay.PrivateKey, string) {
 	switch s.cfg.signingMode() {
 	case ModeCertificate:
 		return s.platformKey, s.id.PlatformSerial
 	case ModeMixed:
-		switch hint {
-		case s.id.PublicKeyID:
-			return s.wechatKey, s.id.PublicKeyID
-		case s.id.PlatformSerial:
-			return s.platformKey, s.id.PlatformSerial
-		}
-		if s.chance(s.cfg.mixedShare()) {
+		if hint == s.id.PublicKeyID {
 			return s.wechatKey, s.id.PublicKeyID
 		}
 		return s.platformKey, s.id.PlatformSerial
 	default:
 		return s.wechatKey, s.id.PublicKeyID
 	}
+}
+
+// notifyKey picks the key for a notification: in mixed mode the public key
+// for a share MixedPublicKeyShare of them (WeChat's gradual switch-over),
+// the platform certificate for the rest.
+func (s *Server) notifyKey() (wxpay.PrivateKey, string) {
+	if s.cfg.signingMode() != ModeMixed {
+		return s.answerKey("")
+	}
+	if s.chance(s.cfg.mixedShare()) {
+		return s.wechatKey, s.id.PublicKeyID
+	}
+	return s.platformKey, s.id.PlatformSerial
 }
 
 func (s *Server) requestID() string {
@@ -285,6 +314,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.v3(ctx, epQuery, fasthttp.MethodGet, s.queryByID)
 	case string(path) == "/v3/refund/domestic/refunds":
 		s.v3(ctx, epRefund, fasthttp.MethodPost, s.refund)
+	case bytes.HasPrefix(path, []byte(pathRefundPrefix)) && bytes.HasSuffix(path, []byte(pathAbnormalSuffix)):
+		s.v3(ctx, epAbnormalRefund, fasthttp.MethodPost, s.applyAbnormal)
 	case bytes.HasPrefix(path, []byte(pathRefundPrefix)):
 		s.v3(ctx, epRefundQuery, fasthttp.MethodGet, s.refundQuery)
 	case string(path) == "/v3/certificates":
@@ -293,9 +324,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.jscode2session(ctx)
 	case string(path) == "/pay/unifiedorder":
 		s.v2UnifiedOrder(ctx)
-	default:
+	case bytes.HasPrefix(path, []byte("/v3/")) || bytes.HasPrefix(path, []byte("/sns/")):
 		s.stats.requests[epOther].Add(1)
 		s.answerError(ctx, errNoRoute, "")
+	default: // APIv2's surface answers in its own XML
+		s.stats.requests[epOther].Add(1)
+		s.v2NoRoute(ctx)
 	}
 }
 
@@ -310,7 +344,8 @@ type v3req struct {
 // v3handler returns the status and body of a successful answer, or an error.
 type v3handler func(r *v3req) (int, []byte, *apiError)
 
-// v3 authenticates, runs h, then signs and writes the answer (or drops it).
+// v3 authenticates, draws a fault, runs h, then signs and writes the answer
+// (or drops it).
 func (s *Server) v3(ctx *fasthttp.RequestCtx, ep endpoint, method string, h v3handler) {
 	s.stats.requests[ep].Add(1)
 	hint := string(ctx.Request.Header.Peek(wxpay.HeaderSerial))
@@ -323,8 +358,84 @@ func (s *Server) v3(ctx *fasthttp.RequestCtx, ep endpoint, method string, h v3ha
 		s.finish(ctx, 0, nil, e, hint)
 		return
 	}
+	f := s.drawFault(faultPoints[ep])
+	if f.noEffect() {
+		s.recordFaultedCall(r, ep)
+		s.v3Fault(ctx, f, hint)
+		return
+	}
 	status, body, e := h(r)
+	if f != afNone {
+		s.v3Faulted(ctx, f, status, body, e, hint)
+		return
+	}
 	s.finish(ctx, status, body, e, hint)
+}
+
+// recordFaultedCall counts, on its order's ledger, a call answered by a
+// fault before its handler ran: it names the order as the handler would.
+func (s *Server) recordFaultedCall(r *v3req, ep endpoint) {
+	st := s.store
+	var otn string
+	var kind callKind
+	switch ep {
+	case epPrepay:
+		var b struct {
+			MchID      string `json:"mchid"`
+			OutTradeNo string `json:"out_trade_no"`
+		}
+		if json.Unmarshal(r.body, &b) != nil || b.MchID != r.mchID {
+			return
+		}
+		otn, kind = b.OutTradeNo, ckPrepay
+	case epQuery:
+		kind = ckQuery
+		if bytes.HasPrefix(r.ctx.Path(), []byte(pathQueryByIDPrefix)) {
+			otn = st.outTradeNoOfTxn(r.mchID, pathParam(r.ctx, pathQueryByIDPrefix, ""))
+		} else if string(r.ctx.QueryArgs().Peek("mchid")) == r.mchID {
+			otn = pathParam(r.ctx, pathQueryPrefix, "")
+		}
+	case epClose:
+		otn, kind = pathParam(r.ctx, pathQueryPrefix, "/close"), ckClose
+	case epRefund:
+		var b struct {
+			TransactionID string `json:"transaction_id"`
+			OutTradeNo    string `json:"out_trade_no"`
+		}
+		if json.Unmarshal(r.body, &b) != nil {
+			return
+		}
+		otn, kind = b.OutTradeNo, ckRefund
+		if b.TransactionID != "" {
+			otn = st.outTradeNoOfTxn(r.mchID, b.TransactionID)
+		}
+	case epRefundQuery:
+		otn, kind = st.outTradeNoOfRefund(r.mchID, pathParam(r.ctx, pathRefundPrefix, "")), ckRefundQuery
+	}
+	if wxpay.ValidOutTradeNo(otn) {
+		st.recordCall(r.mchID, otn, kind, r.now)
+	}
+}
+
+// outTradeNoOfTxn returns the out_trade_no of mchID's transaction txn, or "".
+func (st *store) outTradeNoOfTxn(mchID, txn string) string {
+	st.idxMu.RLock()
+	defer st.idxMu.RUnlock()
+	if o := st.byTxn[txn]; o != nil && o.mchID == mchID {
+		return o.outTradeNo // immutable
+	}
+	return ""
+}
+
+// outTradeNoOfRefund returns the out_trade_no of mchID's refund
+// outRefundNo, or "".
+func (st *store) outTradeNoOfRefund(mchID, outRefundNo string) string {
+	st.idxMu.RLock()
+	defer st.idxMu.RUnlock()
+	if rf := st.refunds[orderKey(mchID, outRefundNo)]; rf != nil {
+		return rf.o.outTradeNo // immutable
+	}
+	return ""
 }
 
 // authenticate checks the Authorization header as WeChat does.
@@ -375,9 +486,7 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, status int, body []byte, e *ap
 		status, body = e.status, e.body()
 		s.stats.reject(e.code)
 	}
-	if s.cfg.Latency > 0 {
-		time.Sleep(s.cfg.Latency)
-	}
+	s.latency()
 	if s.chance(s.cfg.DropRate) {
 		s.drop(ctx)
 		return
@@ -385,17 +494,31 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, status int, body []byte, e *ap
 	s.writeSigned(ctx, status, body, hint)
 }
 
-// drop closes the connection without an answer: the request was processed
-// but the merchant never learns the result.
+// latency waits Config.Latency (WeChat API answers only).
+func (s *Server) latency() {
+	if s.cfg.Latency > 0 {
+		time.Sleep(s.cfg.Latency)
+	}
+}
+
+// drop closes the connection without an answer (--drop-rate): the request
+// was processed but the merchant never learns the result.
 func (s *Server) drop(ctx *fasthttp.RequestCtx) {
 	s.stats.dropped.Add(1)
+	cut(ctx)
+}
+
+// cut closes the connection without writing anything.
+func cut(ctx *fasthttp.RequestCtx) {
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {}) // fasthttp closes c when this returns
 }
 
-// writeSigned writes an APIv3 answer with WeChat's signature headers.
+// writeSigned writes an APIv3 answer with WeChat's signature headers. Every
+// answer, the bodiless 204 included, says Content-Type: application/json;
+// charset=utf-8 as WeChat's do (WxJava refuses an answer without it).
 func (s *Server) writeSigned(ctx *fasthttp.RequestCtx, status int, body []byte, hint string) {
-	key, serial := s.signingKey(hint)
+	key, serial := s.answerKey(hint)
 	ts := strconv.FormatInt(s.clock.Now().Unix(), 10)
 	nonce := wxpay.NewNonce()
 	sig, err := wxpay.SignResponse(key, ts, nonce, body)
@@ -410,11 +533,11 @@ func (s *Server) writeSigned(ctx *fasthttp.RequestCtx, status int, body []byte, 
 	h.Set(wxpay.HeaderSerial, serial)
 	h.Set(wxpay.HeaderSignatureType, wxpay.SignatureType)
 	h.Set(wxpay.HeaderRequestID, s.requestID())
+	h.SetContentType("application/json; charset=utf-8")
 	ctx.SetStatusCode(status)
 	if status == fasthttp.StatusNoContent {
 		return
 	}
-	h.SetContentType("application/json; charset=utf-8")
 	ctx.SetBody(body)
 }
 
@@ -449,6 +572,10 @@ func (s *Server) handleSim(ctx *fasthttp.RequestCtx, path []byte) {
 		s.simPay(ctx)
 	case p == "/sim/v1/stats" && m == fasthttp.MethodGet:
 		writeJSON(ctx, 200, s.Stats())
+	case p == "/sim/v1/faults" && (m == fasthttp.MethodGet || m == fasthttp.MethodPut):
+		s.simFaults(ctx)
+	case p == "/sim/v1/ledger" && m == fasthttp.MethodGet:
+		s.simLedger(ctx)
 	case p == "/sim/v1/login" && m == fasthttp.MethodPost:
 		s.simLogin(ctx)
 	case len(p) > len(pathSimOrders) && p[:len(pathSimOrders)] == pathSimOrders && m == fasthttp.MethodGet:

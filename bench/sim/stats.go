@@ -17,6 +17,9 @@ type stats struct {
 	expired       atomic.Uint64
 	refunds       atomic.Uint64
 	refundsDone   atomic.Uint64
+	refundsClosed atomic.Uint64
+	refundsAbnorm atomic.Uint64
+	abnormalApply atomic.Uint64
 	logins        atomic.Uint64
 	v2Orders      atomic.Uint64
 	payRejected   atomic.Uint64
@@ -27,6 +30,7 @@ type stats struct {
 	notifyGivenUp atomic.Uint64
 	notifyFailed  atomic.Uint64 // failed attempts (non-2xx, error or timeout)
 	faults        [numFaults]faultCounters
+	apiFaults     [numFaultPoints][numAPIFaults]atomic.Uint64
 
 	mu      sync.Mutex
 	reasons map[string]uint64 // rejected WeChat API requests by code
@@ -48,6 +52,7 @@ const (
 	epCertificates
 	epLogin
 	epV2UnifiedOrder
+	epAbnormalRefund
 	epSimPay
 	epOther
 	numEndpoints
@@ -55,10 +60,10 @@ const (
 
 var endpointNames = [numEndpoints]string{
 	"prepay", "query", "close", "refund", "refund_query", "certificates",
-	"jscode2session", "v2_unifiedorder", "sim_pay", "other",
+	"jscode2session", "v2_unifiedorder", "apply_abnormal_refund", "sim_pay", "other",
 }
 
-// Fault kinds of extra notification copies.
+// Kinds of extra notification copies.
 type faultKind int
 
 const (
@@ -83,21 +88,30 @@ func (s *stats) reject(code string) {
 // Stats is the JSON document of GET /sim/v1/stats: enough for a load test
 // to audit the end state. Counters only grow, except Pending.
 type Stats struct {
-	Orders        uint64            `json:"orders"`        // orders created (APIv3 and APIv2)
-	V2Orders      uint64            `json:"v2_orders"`     // of which through /pay/unifiedorder
-	Paid          uint64            `json:"paid"`          // orders paid through /sim/v1/pay
-	Closed        uint64            `json:"closed"`        // orders closed by the merchant
-	Expired       uint64            `json:"expired"`       // unpaid orders closed at time_expire
-	Refunds       uint64            `json:"refunds"`       // refunds accepted
-	RefundsDone   uint64            `json:"refunds_done"`  // refunds that reached SUCCESS
-	Logins        uint64            `json:"logins"`        // successful jscode2session exchanges
-	PayRejected   uint64            `json:"pay_rejected"`  // /sim/v1/pay answered 409
-	Requests      map[string]uint64 `json:"requests"`      // WeChat API requests by endpoint
-	Rejected      map[string]uint64 `json:"rejected"`      // WeChat API error answers by code
-	Dropped       uint64            `json:"dropped"`       // answers lost on purpose (--drop-rate)
-	Notifications NotifyStats       `json:"notifications"` // genuine notifications
-	Faults        map[string]Fault  `json:"faults"`        // extra copies by kind
-	Live          LiveStats         `json:"live"`          // current sizes of bounded stores
+	Orders          uint64            `json:"orders"`           // orders created (APIv3 and APIv2)
+	V2Orders        uint64            `json:"v2_orders"`        // of which through /pay/unifiedorder
+	Paid            uint64            `json:"paid"`             // orders paid through /sim/v1/pay
+	Closed          uint64            `json:"closed"`           // orders closed by the merchant
+	Expired         uint64            `json:"expired"`          // unpaid orders closed at time_expire
+	Refunds         uint64            `json:"refunds"`          // refunds accepted
+	RefundsDone     uint64            `json:"refunds_done"`     // refunds that reached SUCCESS
+	RefundsClosed   uint64            `json:"refunds_closed"`   // refunds that ended CLOSED
+	RefundsAbnormal uint64            `json:"refunds_abnormal"` // refunds that became ABNORMAL
+	AbnormalApplied uint64            `json:"abnormal_applied"` // accepted apply-abnormal-refund calls
+	Logins          uint64            `json:"logins"`           // successful jscode2session exchanges
+	PayRejected     uint64            `json:"pay_rejected"`     // /sim/v1/pay answered 409
+	Requests        map[string]uint64 `json:"requests"`         // WeChat API requests by endpoint
+	Rejected        map[string]uint64 `json:"rejected"`         // WeChat API error answers by code, injected faults excepted
+	Dropped         uint64            `json:"dropped"`          // answers lost on purpose (--drop-rate)
+	Notifications   NotifyStats       `json:"notifications"`    // genuine notifications
+	// APIFaults counts the injected API faults (--faults) by
+	// "endpoint.kind", e.g. "refund.lost"; every pair is present.
+	APIFaults map[string]uint64 `json:"faults"`
+	// Faults counts the extra notification copies by kind (duplicate,
+	// tampered, stale). The Go name predates APIFaults; its JSON key is
+	// notify_faults.
+	Faults map[string]Fault `json:"notify_faults"`
+	Live   LiveStats        `json:"live"` // current sizes of bounded stores
 }
 
 // NotifyStats counts genuine notifications (one per payment or refund).
@@ -122,20 +136,29 @@ type Fault struct {
 
 // LiveStats are the current sizes of the bounded stores.
 type LiveStats struct {
-	Orders     int `json:"orders"`
-	Scheduled  int `json:"scheduled"` // deliveries and refund completions waiting
-	LoginCodes int `json:"login_codes"`
+	Orders        int `json:"orders"`
+	Scheduled     int `json:"scheduled"` // deliveries and refund completions waiting
+	LoginCodes    int `json:"login_codes"`
+	UnknownOrders int `json:"unknown_orders"` // called out_trade_nos with no order (the ledger's unknown_orders)
 }
 
 func (s *stats) snapshot() Stats {
 	out := Stats{
 		Orders: s.orders.Load(), V2Orders: s.v2Orders.Load(), Paid: s.paid.Load(),
 		Closed: s.closed.Load(), Expired: s.expired.Load(), Refunds: s.refunds.Load(),
-		RefundsDone: s.refundsDone.Load(), Logins: s.logins.Load(), PayRejected: s.payRejected.Load(),
-		Dropped:  s.dropped.Load(),
-		Requests: make(map[string]uint64, numEndpoints),
-		Rejected: map[string]uint64{},
-		Faults:   make(map[string]Fault, numFaults),
+		RefundsDone: s.refundsDone.Load(), RefundsClosed: s.refundsClosed.Load(),
+		RefundsAbnormal: s.refundsAbnorm.Load(), AbnormalApplied: s.abnormalApply.Load(),
+		Logins: s.logins.Load(), PayRejected: s.payRejected.Load(),
+		Dropped:   s.dropped.Load(),
+		Requests:  make(map[string]uint64, numEndpoints),
+		Rejected:  map[string]uint64{},
+		APIFaults: make(map[string]uint64, int(numFaultPoints)*int(numAPIFaults)),
+		Faults:    make(map[string]Fault, numFaults),
+	}
+	for p := range s.apiFaults {
+		for k := range s.apiFaults[p] {
+			out.APIFaults[faultPointNames[p]+"."+apiFaultNames[k]] = s.apiFaults[p][k].Load()
+		}
 	}
 	for i := range s.requests {
 		out.Requests[endpointNames[i]] = s.requests[i].Load()

@@ -43,20 +43,76 @@ const (
 	v2ErrAppIDMchID  = "APPID_MCHID_NOT_MATCH"
 )
 
-// v2UnifiedOrder serves POST /pay/unifiedorder.
+// v2UnifiedOrder serves POST /pay/unifiedorder. Faults are drawn once the
+// request's sign passed; system_error and rate_limited answer as APIv2 does,
+// a signed business failure (err_code SYSTEMERROR or FREQUENCY_LIMITED).
 func (s *Server) v2UnifiedOrder(ctx *fasthttp.RequestCtx) {
 	s.stats.requests[epV2UnifiedOrder].Add(1)
-	reply := s.v2Reply(ctx)
-	if s.cfg.Latency > 0 {
-		time.Sleep(s.cfg.Latency)
+	p, st, fail := s.v2Authenticate(ctx)
+	if fail != nil {
+		s.v2Write(ctx, fail)
+		return
 	}
+	now := s.clock.Now()
+	f := s.drawFault(fpPrepay)
+	switch f {
+	case afSystemError, afRateLimited, afBadGateway:
+		if wxpay.ValidOutTradeNo(p["out_trade_no"]) {
+			s.store.recordCall(s.id.MchID, p["out_trade_no"], ckPrepay, now)
+		}
+		s.latency()
+		switch f {
+		case afSystemError:
+			s.v2WriteRaw(ctx, s.v2Result(p, st, v2ErrSystem, "系统超时", ""))
+		case afRateLimited:
+			// UNCONFIRMED: unifiedorder's tables list no rate-limit code;
+			// FREQUENCY_LIMITED is APIv2 refund's.
+			s.v2WriteRaw(ctx, s.v2Result(p, st, "FREQUENCY_LIMITED", "频率超限", ""))
+		default:
+			writeBadGateway(ctx)
+		}
+		return
+	}
+	reply := s.v2Process(p, st, now)
+	switch f {
+	case afSlow:
+		s.latency()
+		s.slowWait()
+		s.v2WriteRaw(ctx, reply)
+	case afLost:
+		s.latency()
+		if s.chance(0.5) {
+			s.v2WriteRaw(ctx, s.v2Result(p, st, v2ErrSystem, "系统超时", ""))
+			return
+		}
+		cut(ctx)
+	default:
+		s.v2Write(ctx, reply)
+	}
+}
+
+// v2Write applies latency and --drop-rate, then writes an APIv2 reply.
+func (s *Server) v2Write(ctx *fasthttp.RequestCtx, reply []byte) {
+	s.latency()
 	if s.chance(s.cfg.DropRate) {
 		s.drop(ctx)
 		return
 	}
+	s.v2WriteRaw(ctx, reply)
+}
+
+// v2WriteRaw writes an APIv2 reply: HTTP 200 whatever return_code says.
+func (s *Server) v2WriteRaw(ctx *fasthttp.RequestCtx, reply []byte) {
 	ctx.SetStatusCode(200)
 	ctx.SetContentType("text/xml; charset=utf-8")
 	ctx.SetBody(reply)
+}
+
+// v2NoRoute answers a path that is none of WeChat's: on APIv2's surface the
+// failure is APIv2's XML, return_code FAIL (UNCONFIRMED: WeChat's HTTP
+// status and text for an unknown APIv2 path; APIv2 failures are HTTP 200).
+func (s *Server) v2NoRoute(ctx *fasthttp.RequestCtx) {
+	s.v2Write(ctx, s.v2Fail("请求的接口地址不存在", "NO_ROUTE"))
 }
 
 // v2Fail is a communication failure: return_code FAIL, unsigned.
@@ -65,40 +121,57 @@ func (s *Server) v2Fail(msg, stat string) []byte {
 	return wxpay.AppendV2XML(nil, map[string]string{"return_code": "FAIL", "return_msg": msg})
 }
 
-func (s *Server) v2Reply(ctx *fasthttp.RequestCtx) []byte {
+// v2Authenticate parses the request and checks mch_id, appid and sign. It
+// returns the parameters and sign type, or the failure reply.
+func (s *Server) v2Authenticate(ctx *fasthttp.RequestCtx) (map[string]string, wxpay.V2SignType, []byte) {
 	if string(ctx.Method()) != fasthttp.MethodPost {
-		return s.v2Fail("请使用post方法", "REQUIRE_POST_METHOD")
+		return nil, "", s.v2Fail("请使用post方法", "REQUIRE_POST_METHOD")
 	}
 	body := ctx.PostBody()
 	if len(bytes.TrimSpace(body)) == 0 {
-		return s.v2Fail("post数据为空", "POST_DATA_EMPTY")
+		return nil, "", s.v2Fail("post数据为空", "POST_DATA_EMPTY")
 	}
 	p, err := wxpay.ParseV2XML(body)
 	if err != nil {
-		return s.v2Fail("XML格式错误", "XML_FORMAT_ERROR")
+		return nil, "", s.v2Fail("XML格式错误", "XML_FORMAT_ERROR")
 	}
 	if p["mch_id"] != s.id.MchID {
-		return s.v2Fail("mch_id参数格式错误", "MCHID_NOT_EXIST")
+		return nil, "", s.v2Fail("mch_id参数格式错误", "MCHID_NOT_EXIST")
 	}
 	if p["appid"] != s.id.AppID {
-		return s.v2Fail("appid和mch_id不匹配", v2ErrAppIDMchID)
+		return nil, "", s.v2Fail("appid和mch_id不匹配", v2ErrAppIDMchID)
 	}
 	st := wxpay.V2SignMD5
 	if v := p["sign_type"]; v != "" {
 		st = wxpay.V2SignType(v)
 		if st != wxpay.V2SignMD5 && st != wxpay.V2SignHMACSHA256 {
-			return s.v2Fail("sign_type参数格式错误", "SIGN_TYPE_ERROR")
+			return nil, "", s.v2Fail("sign_type参数格式错误", "SIGN_TYPE_ERROR")
 		}
 	}
 	if err := s.v2.key.Verify(p, st); err != nil {
-		return s.v2Fail("签名错误", "SIGNERROR")
+		return nil, "", s.v2Fail("签名错误", "SIGNERROR")
 	}
-	now := s.clock.Now()
+	return p, st, nil
+}
+
+// v2Process validates and stores the order; it returns the signed reply.
+func (s *Server) v2Process(p map[string]string, st wxpay.V2SignType, now time.Time) []byte {
 	code, desc := s.v2Validate(p, now)
 	var prepayID string
 	if code == "" {
 		prepayID, code, desc = s.v2Create(p, st, now)
+	} else if wxpay.ValidOutTradeNo(p["out_trade_no"]) {
+		s.store.recordCall(s.id.MchID, p["out_trade_no"], ckPrepay, now)
 	}
+	if code != "" {
+		s.stats.reject("v2 " + code)
+	}
+	return s.v2Result(p, st, code, desc, prepayID)
+}
+
+// v2Result builds the signed reply of a request that passed its sign:
+// result_code FAIL with err_code when code is set, else the prepay_id.
+func (s *Server) v2Result(p map[string]string, st wxpay.V2SignType, code, desc, prepayID string) []byte {
 	out := map[string]string{
 		"return_code": "SUCCESS", "return_msg": "OK", "appid": s.id.AppID, "mch_id": s.id.MchID,
 		"nonce_str": wxpay.NewNonce(), "result_code": "SUCCESS",
@@ -107,7 +180,6 @@ func (s *Server) v2Reply(ctx *fasthttp.RequestCtx) []byte {
 		out["device_info"] = p["device_info"]
 	}
 	if code != "" {
-		s.stats.reject("v2 " + code)
 		out["result_code"] = "FAIL"
 		out["err_code"] = code
 		out["err_code_des"] = desc
@@ -179,6 +251,9 @@ func (s *Server) v2Create(p map[string]string, st wxpay.V2SignType, now time.Tim
 		return old.v2 != nil && old.desc == o.desc && old.attach == o.attach && old.notifyURL == o.notifyURL &&
 			old.total == o.total && old.openID == o.openID && old.goodsTag == o.goodsTag
 	})
+	if e == errOverloaded {
+		s.store.recordCall(o.mchID, o.outTradeNo, ckPrepay, now)
+	}
 	if e == nil {
 		if id != "" && o.sh != nil {
 			s.stats.v2Orders.Add(1)

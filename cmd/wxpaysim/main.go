@@ -99,20 +99,29 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&c.Listen, "listen", sim.DefaultListen, "address to listen on")
 	fs.DurationVar(&c.Latency, "latency", 0, "added to every WeChat API answer, e.g. 30ms")
 	fs.StringVar(&c.SigningMode, "signing-mode", sim.DefaultSigningMode, "publickey, certificate or mixed")
-	fs.Float64Var(&c.MixedPublicKeyShare, "mixed-share", sim.DefaultMixedShare, "mixed mode: share signed with the public key")
+	fs.Float64Var(&c.MixedPublicKeyShare, "mixed-share", sim.DefaultMixedShare,
+		"mixed mode: share of notifications signed with the public key (answers follow the request's Wechatpay-Serial)")
 	rate := fs.Int("rate-limit", sim.DefaultRateLimit, "prepay QPS per mchid before 429 FREQUENCY_LIMITED; 0 = off")
 	fs.Float64Var(&c.NotifySpeedup, "notify-speedup", 1, "divides the notification retry schedule and refund delay")
 	fs.Float64Var(&c.DupRate, "dup-rate", 0, "probability of an extra duplicate notification")
 	fs.Float64Var(&c.TamperRate, "tamper-rate", 0, "probability of an extra WECHATPAY/SIGNTEST/ notification")
 	fs.Float64Var(&c.StaleRate, "stale-rate", 0, "probability of an extra notification with a stale timestamp")
 	fs.Float64Var(&c.DropRate, "drop-rate", 0, "probability that an API answer is lost after processing")
+	fs.StringVar(&c.Faults, "faults", "",
+		"API faults, comma-separated endpoint.kind=rate, e.g. all.system_error=0.05,refund.lost=0.1,prepay.slow=0.01\n"+
+			"endpoints: prepay query close refund refund_query certificates login all\n"+
+			"kinds: system_error rate_limited bad_gateway slow lost")
+	fs.DurationVar(&c.SlowDelay, "slow-delay", sim.DefaultSlowDelay, "delay of a slow fault's answer")
+	fs.StringVar(&c.RefundOutcomes, "refund-outcomes", sim.DefaultRefundOutcomes,
+		"how refunds end, e.g. success=0.9,closed=0.05,abnormal=0.05")
 	fs.IntVar(&c.MaxOrders, "max-orders", sim.DefaultMaxOrders, "orders kept in memory before 503")
 	fs.IntVar(&c.MaxPending, "max-pending", sim.DefaultMaxPending, "notifications and refunds in flight before 503")
 	fs.IntVar(&c.NotifyWorkers, "notify-workers", sim.DefaultNotifyWorkers, "concurrent notification deliveries")
 	fs.DurationVar(&c.NotifyTimeout, "notify-timeout", sim.DefaultNotifyTimeout, "wait for the merchant's 2xx")
-	fs.DurationVar(&c.RefundDelay, "refund-delay", sim.DefaultRefundDelay, "refund PROCESSING time before SUCCESS (divided by --notify-speedup)")
+	fs.DurationVar(&c.RefundDelay, "refund-delay", sim.DefaultRefundDelay,
+		"refund PROCESSING time before it ends SUCCESS, CLOSED or ABNORMAL (divided by --notify-speedup)")
 	fs.IntVar(&c.MaxLoginCodes, "max-login-codes", sim.DefaultMaxLoginCodes, "wx.login codes remembered")
-	fs.Uint64Var(&c.Seed, "seed", 0, "seed for fault injection (0 = random)")
+	fs.Uint64Var(&c.Seed, "seed", 0, "seed for fault injection, refund outcomes and mixed-mode notifications (0 = random)")
 	backend := fs.String("rsa-backend", openssl.NameAuto, "auto, go or openssl")
 	libPath := fs.String("openssl-lib", "", "libcrypto path for the openssl backend (default: libcrypto.so.3)")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "graceful shutdown limit")
@@ -130,6 +139,15 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	if err := applyEnv(fs, os.LookupEnv); err != nil {
 		fmt.Fprintln(stderr, "wxpaysim serve:", err)
+		return exitUsage
+	}
+	// The specs are command-line syntax: a bad one is a usage error.
+	if _, err := sim.ParseFaults(c.Faults); err != nil {
+		fmt.Fprintln(stderr, "wxpaysim serve: --faults (or WXPAYSIM_FAULTS):", err)
+		return exitUsage
+	}
+	if _, err := sim.ParseRefundOutcomes(c.RefundOutcomes); err != nil {
+		fmt.Fprintln(stderr, "wxpaysim serve: --refund-outcomes (or WXPAYSIM_REFUND_OUTCOMES):", err)
 		return exitUsage
 	}
 	// The command line's 0 means off; the Config's zero means the default.

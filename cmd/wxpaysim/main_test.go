@@ -67,3 +67,35 @@ func TestExitCodes(t *testing.T) {
 		t.Fatalf("wxpay.env: %s %v", env, err)
 	}
 }
+
+func TestFaultFlags(t *testing.T) {
+	// Not parallel: one case sets WXPAYSIM_FAULTS.
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string // WXPAYSIM_FAULTS, when set
+		code int
+		msg  string
+	}{
+		{"an unknown fault endpoint is a usage error", []string{"--faults", "refunds.lost=0.1"}, "", exitUsage, "unknown endpoint"},
+		{"an unknown fault kind is a usage error", []string{"--faults", "refund.timeout=0.1"}, "", exitUsage, "unknown kind"},
+		{"a fault rate above 1 is a usage error", []string{"--faults", "all.lost=2"}, "", exitUsage, "[0, 1]"},
+		{"a bad WXPAYSIM_FAULTS is a usage error", nil, "all.nap=0.1", exitUsage, "WXPAYSIM_FAULTS"},
+		{"bad refund outcomes are a usage error", []string{"--refund-outcomes", "success=0.5"}, "", exitUsage, "add up"},
+		{"a bad --slow-delay is a usage error", []string{"--slow-delay", "soon"}, "", exitUsage, "slow-delay"},
+		{"a negative --slow-delay is a configuration error", []string{"--slow-delay", "-1s"}, "", exitConfig, "slow-delay"},
+		{"valid specs pass on to the keys check", []string{"--faults", "all.system_error=0.05,refund.lost=0.1,prepay.slow=0.01",
+			"--refund-outcomes", "success=0.9,closed=0.05,abnormal=0.05", "--slow-delay", "30s"}, "", exitConfig, "keys"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("WXPAYSIM_FAULTS", tc.env)
+			}
+			var out, errb bytes.Buffer
+			args := append([]string{"serve", "--keys-dir", filepath.Join(t.TempDir(), "none"), "--rsa-backend", "go"}, tc.args...)
+			if c := run(args, &out, &errb); c != tc.code || !strings.Contains(errb.String(), tc.msg) {
+				t.Fatalf("exit %d, want %d; stderr %q lacks %q", c, tc.code, errb.String(), tc.msg)
+			}
+		})
+	}
+}
