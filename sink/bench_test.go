@@ -16,7 +16,7 @@ import (
 	"github.com/wxpayd/wxpayd/sink/clickhouse"
 	"github.com/wxpayd/wxpayd/sink/consumer"
 	"github.com/wxpayd/wxpayd/sink/embedded"
-	"github.com/wxpayd/wxpayd/sink/internal/itest"
+	"github.com/wxpayd/wxpayd/sink/itest"
 	"github.com/wxpayd/wxpayd/sink/memory"
 	"github.com/wxpayd/wxpayd/sink/relay"
 )

@@ -18,8 +18,8 @@ import (
 	"github.com/wxpayd/wxpayd/sink"
 	"github.com/wxpayd/wxpayd/sink/clickhouse"
 	"github.com/wxpayd/wxpayd/sink/consumer"
-	"github.com/wxpayd/wxpayd/sink/internal/itest"
 	"github.com/wxpayd/wxpayd/sink/internal/kafkautil"
+	"github.com/wxpayd/wxpayd/sink/itest"
 )
 
 // env is one test's private corner of the real services: its own topic,

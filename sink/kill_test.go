@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxpayd/wxpayd/sink/internal/itest"
+	"github.com/wxpayd/wxpayd/sink/itest"
 )
 
 // The sink process SIGKILLed mid-batch, twice, and restarted → still

@@ -4,16 +4,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxpayd/wxpayd/sink/internal/itest"
+	"github.com/wxpayd/wxpayd/sink/itest"
 )
 
 // These tests stop the shared local services (deploy/local) for a while;
-// t.Cleanup starts them again even when a test fails. itest.Outage keeps the
-// sink's other integration tests (in other packages, other processes) from
-// running meanwhile; tests outside sink/ that use the services are not
-// covered, so a full run should run these apart:
+// t.Cleanup starts them again even when a test fails. itest.Outage keeps
+// every other test that takes the services through itest (in other
+// packages, other processes) from running meanwhile; a test that reads
+// their addresses some other way is not covered, so a full run runs these
+// apart, as make test does:
 //
-//	go test -skip TestOutage ./... && go test -run TestOutage ./sink/
+//	go test -skip TestOutage ./... && go test -p 1 -run TestOutage ./...
 
 // ClickHouse stopped for a while → the backlog waits in Kafka, then lands:
 // exactly N.

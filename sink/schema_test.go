@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/wxpayd/wxpayd/actors/event"
-	"github.com/wxpayd/wxpayd/sink/internal/itest"
+	"github.com/wxpayd/wxpayd/sink/itest"
 )
 
 // The checked-in JSON Schema and docs/events.md describe exactly the fields

@@ -14,7 +14,7 @@ import (
 
 	"github.com/wxpayd/wxpayd/sink/clickhouse"
 	"github.com/wxpayd/wxpayd/sink/consumer"
-	"github.com/wxpayd/wxpayd/sink/internal/kafkautil"
+	"github.com/wxpayd/wxpayd/sink/internal/defaults"
 )
 
 // Config is the whole sink: Kafka brokers, the consumer and ClickHouse.
@@ -126,7 +126,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger.With("component", "sink")
 	var w *clickhouse.Writer
-	bo := kafkautil.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
+	var bo defaults.Backoff // the shared 100 ms to 5 s, jittered
 	for {
 		w, err = clickhouse.Open(ctx, cfg.ClickHouse)
 		if err == nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/wxpayd/wxpayd/sink/itest"
 )
 
 // TestOutageKafkaWxpayd stops the real Kafka while wxpayd serves buyers:
@@ -23,15 +24,11 @@ import (
 // the durable outbox), and once Kafka is back the outbox drains and
 // ClickHouse holds exactly the events wxpayd recorded, each once.
 //
-// It stops the shared Kafka: `make test` runs TestOutage* alone.
+// It stops the shared Kafka: `make test` runs TestOutage* alone, and
+// itest.Outage keeps the tests that take the services through itest waiting.
 func TestOutageKafkaWxpayd(t *testing.T) {
-	kafkaAddr, chAddr := os.Getenv("KAFKA_ADDR"), os.Getenv("CLICKHOUSE_ADDR")
-	if kafkaAddr == "" || chAddr == "" {
-		if os.Getenv("WXPAYD_INTEGRATION") == "1" {
-			t.Fatal("KAFKA_ADDR and CLICKHOUSE_ADDR are required: run `make services-up` and `eval \"$(bash deploy/local/services.sh env)\"`")
-		}
-		t.Skip("needs real Kafka and ClickHouse: `make services-up`, then eval \"$(bash deploy/local/services.sh env)\"")
-	}
+	itest.Outage(t)
+	kafkaAddr, chAddr := itest.Kafka(t), itest.ClickHouse(t)
 	dir := t.TempDir()
 	bin := buildBinaries(t, dir)
 	simAddr, listen := freeAddr(t), freeAddr(t)

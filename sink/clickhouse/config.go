@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/wxpayd/wxpayd/sink/internal/defaults"
 )
 
-// Defaults of Config.
+// Defaults of Config. BatchSize and FlushInterval are shared with the
+// sink's consumer and come from one place (sink/internal/defaults).
 const (
 	DefaultDatabase      = "wxpayd"
-	DefaultBatchSize     = 50000
-	DefaultFlushInterval = time.Second
+	DefaultBatchSize     = defaults.BatchSize
+	DefaultFlushInterval = defaults.FlushInterval
 	DefaultParallel      = 2
 	DefaultReadTimeout   = 30 * time.Second
 	DefaultDialTimeout   = 5 * time.Second

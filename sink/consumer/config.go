@@ -7,17 +7,21 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/wxpayd/wxpayd/sink/internal/kafkautil"
+	"github.com/wxpayd/wxpayd/sink/internal/defaults"
 )
 
-// Defaults of Config.
+// Defaults of Config. Those the sink's packages share come from one place
+// (sink/internal/defaults); BatchSize and FlushInterval are also
+// ClickHouse's.
 const (
-	DefaultTopic             = kafkautil.Topic
+	DefaultTopic             = defaults.Topic
 	DefaultGroupID           = "wxpayd-sink"
-	DefaultBatchSize         = 50000
-	DefaultFlushInterval     = time.Second
-	DefaultPartitions        = kafkautil.Partitions
-	DefaultReplicationFactor = kafkautil.ReplicationFactor
+	DefaultBatchSize         = defaults.BatchSize
+	DefaultFlushInterval     = defaults.FlushInterval
+	DefaultPartitions        = defaults.Partitions
+	DefaultReplicationFactor = defaults.ReplicationFactor
+	DefaultRetryBackoff      = defaults.RetryBackoff
+	DefaultMaxRetryBackoff   = defaults.MaxRetryBackoff
 	DefaultShutdownTimeout   = 10 * time.Second
 )
 
@@ -46,7 +50,9 @@ type Config struct {
 	// yet (defaults 6 and 1).
 	Partitions, ReplicationFactor int
 	// RetryBackoff and MaxRetryBackoff bound the back-off between failed
-	// writes, commits and DLQ publishes (defaults 100 ms and 5 s).
+	// writes, commits and DLQ publishes (defaults 100 ms and 5 s; a
+	// MaxRetryBackoff below RetryBackoff becomes the larger of RetryBackoff
+	// and 5 s). Each delay is jittered between half its bound and the bound.
 	RetryBackoff, MaxRetryBackoff time.Duration
 	// ShutdownTimeout bounds writing and committing the last batches after
 	// Run's context ends (default 10 s).
@@ -79,12 +85,7 @@ func (c Config) withDefaults() Config {
 	if c.ReplicationFactor <= 0 {
 		c.ReplicationFactor = DefaultReplicationFactor
 	}
-	if c.RetryBackoff <= 0 {
-		c.RetryBackoff = 100 * time.Millisecond
-	}
-	if c.MaxRetryBackoff < c.RetryBackoff {
-		c.MaxRetryBackoff = max(c.RetryBackoff, 5*time.Second)
-	}
+	c.RetryBackoff, c.MaxRetryBackoff = defaults.BackoffBounds(c.RetryBackoff, c.MaxRetryBackoff)
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}

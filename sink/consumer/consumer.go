@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxpayd/wxpayd/actors/event"
+	"github.com/wxpayd/wxpayd/sink/internal/defaults"
 	"github.com/wxpayd/wxpayd/sink/internal/kafkautil"
 )
 
@@ -93,7 +94,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 	// Create the topics first: a reader of a missing topic waits forever,
 	// and the DLQ writer must not meet an unknown topic.
-	bo := kafkautil.Backoff{Min: c.cfg.RetryBackoff, Max: c.cfg.MaxRetryBackoff}
+	bo := defaults.Backoff{Min: c.cfg.RetryBackoff, Max: c.cfg.MaxRetryBackoff}
 	for {
 		err := kafkautil.EnsureTopics(ctx, c.cfg.Brokers, c.cfg.Partitions, c.cfg.ReplicationFactor, c.cfg.Topic, c.cfg.DLQTopic)
 		if err == nil {
@@ -175,7 +176,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, r *kafka.Reader, out chan<- *b
 		cur = open{}
 	}
 	defer flush()
-	bo := kafkautil.Backoff{Min: c.cfg.RetryBackoff, Max: c.cfg.MaxRetryBackoff}
+	bo := defaults.Backoff{Min: c.cfg.RetryBackoff, Max: c.cfg.MaxRetryBackoff}
 	for {
 		fctx := ctx
 		if cur.b != nil {
@@ -252,7 +253,7 @@ func (c *Consumer) writeLoop(ctx context.Context, r *kafka.Reader, dlq *kafka.Wr
 
 func (c *Consumer) writeBatch(ctx context.Context, r *kafka.Reader, dlq *kafka.Writer, b *batch) {
 	start := time.Now()
-	bo := kafkautil.Backoff{Min: c.cfg.RetryBackoff, Max: c.cfg.MaxRetryBackoff}
+	bo := defaults.Backoff{Min: c.cfg.RetryBackoff, Max: c.cfg.MaxRetryBackoff}
 	if len(b.dead) > 0 {
 		for {
 			err := dlq.WriteMessages(ctx, b.dead...)

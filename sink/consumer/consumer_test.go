@@ -17,8 +17,8 @@ import (
 	"github.com/wxpayd/wxpayd/actors/event"
 	"github.com/wxpayd/wxpayd/sink/consumer"
 	"github.com/wxpayd/wxpayd/sink/embedded"
-	"github.com/wxpayd/wxpayd/sink/internal/itest"
 	"github.com/wxpayd/wxpayd/sink/internal/kafkautil"
+	"github.com/wxpayd/wxpayd/sink/itest"
 	"github.com/wxpayd/wxpayd/sink/memory"
 	"github.com/wxpayd/wxpayd/sink/sinktest"
 )

@@ -6,8 +6,9 @@
 // their first message, whichever comes first. One batch is written while the
 // next fills, and at most one more waits: memory is bounded and, when the
 // Sink is down, fetching stops and the backlog waits in Kafka. A failed
-// Write is retried with bounded exponential back-off until it succeeds or
-// the consumer stops; offsets are never committed past an unwritten event.
+// Write is retried with capped, jittered exponential back-off until it
+// succeeds or the consumer stops; offsets are never committed past an
+// unwritten event.
 //
 // A message that does not decode (bad JSON, missing required fields, an
 // unknown newer schema version) is published to the dead-letter topic with

@@ -20,11 +20,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/wxpayd/wxpayd/sink/internal/kafkautil"
+	"github.com/wxpayd/wxpayd/sink/internal/defaults"
 )
 
 // DefaultPartitions is the partition count of auto-created topics.
-const DefaultPartitions = kafkautil.Partitions
+const DefaultPartitions = defaults.Partitions
 
 // Start starts the broker on a random loopback port, persisting to dataDir
 // ("" keeps everything in memory). It returns the broker addresses and a

@@ -9,19 +9,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/wxpayd/wxpayd/sink/internal/kafkautil"
+	"github.com/wxpayd/wxpayd/sink/internal/defaults"
 )
 
-// Defaults of Config.
+// Defaults of Config. Those the sink's packages share come from one place
+// (sink/internal/defaults).
 const (
-	DefaultTopic             = kafkautil.Topic
+	DefaultTopic             = defaults.Topic
 	DefaultBatchSize         = 1000
 	DefaultBatchTimeout      = 5 * time.Millisecond
-	DefaultPartitions        = kafkautil.Partitions
-	DefaultReplicationFactor = kafkautil.ReplicationFactor
+	DefaultPartitions        = defaults.Partitions
+	DefaultReplicationFactor = defaults.ReplicationFactor
 	DefaultMaxAttempts       = 3
-	DefaultRetryBackoff      = 100 * time.Millisecond
-	DefaultMaxRetryBackoff   = 5 * time.Second
+	DefaultRetryBackoff      = defaults.RetryBackoff
+	DefaultMaxRetryBackoff   = defaults.MaxRetryBackoff
 	DefaultPollInterval      = 100 * time.Millisecond
 )
 
@@ -54,7 +55,9 @@ type Config struct {
 	// before the relay backs off (default 3).
 	MaxAttempts int
 	// RetryBackoff and MaxRetryBackoff bound the relay's back-off between
-	// failed publishes (defaults 100 ms and 5 s).
+	// failed publishes (defaults 100 ms and 5 s; a MaxRetryBackoff below
+	// RetryBackoff becomes the larger of RetryBackoff and 5 s). Each delay
+	// is jittered between half its bound and the bound.
 	RetryBackoff, MaxRetryBackoff time.Duration
 	// PollInterval is how often the relay looks at the outbox when no
 	// commit woke it (default 100 ms).
@@ -90,12 +93,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
-	if c.RetryBackoff <= 0 {
-		c.RetryBackoff = DefaultRetryBackoff
-	}
-	if c.MaxRetryBackoff < c.RetryBackoff {
-		c.MaxRetryBackoff = max(c.RetryBackoff, DefaultMaxRetryBackoff)
-	}
+	c.RetryBackoff, c.MaxRetryBackoff = defaults.BackoffBounds(c.RetryBackoff, c.MaxRetryBackoff)
 	if c.PollInterval <= 0 {
 		c.PollInterval = DefaultPollInterval
 	}

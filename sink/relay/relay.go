@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wxpayd/wxpayd/actors/store"
+	"github.com/wxpayd/wxpayd/sink/internal/defaults"
 	"github.com/wxpayd/wxpayd/sink/internal/kafkautil"
 )
 
@@ -115,7 +116,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer close(r.done)
 	defer r.cancel()
 
-	bo := kafkautil.Backoff{Min: r.cfg.RetryBackoff, Max: r.cfg.MaxRetryBackoff}
+	bo := defaults.Backoff{Min: r.cfg.RetryBackoff, Max: r.cfg.MaxRetryBackoff}
 	for {
 		err := kafkautil.EnsureTopics(ctx, r.cfg.Brokers, r.cfg.Partitions, r.cfg.ReplicationFactor, r.cfg.Topic)
 		if err == nil {
@@ -173,7 +174,7 @@ func (r *Relay) publish(ctx context.Context, entries []store.OutboxEntry) bool {
 	for i, e := range entries {
 		msgs[i] = kafka.Message{Key: outTradeNo(e.Value), Value: e.Value}
 	}
-	bo := kafkautil.Backoff{Min: r.cfg.RetryBackoff, Max: r.cfg.MaxRetryBackoff}
+	bo := defaults.Backoff{Min: r.cfg.RetryBackoff, Max: r.cfg.MaxRetryBackoff}
 	for {
 		start := time.Now()
 		err := r.w.WriteMessages(ctx, msgs...)

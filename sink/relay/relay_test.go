@@ -15,7 +15,7 @@ import (
 	"github.com/wxpayd/wxpayd/actors/event"
 	"github.com/wxpayd/wxpayd/actors/store"
 	"github.com/wxpayd/wxpayd/sink/embedded"
-	"github.com/wxpayd/wxpayd/sink/internal/itest"
+	"github.com/wxpayd/wxpayd/sink/itest"
 	"github.com/wxpayd/wxpayd/sink/relay"
 )
 

@@ -1,5 +1,7 @@
-// Package kafkautil holds what the relay and the consumer share: topic
-// creation through the controller, and bounded exponential back-off.
+// Package kafkautil holds the Kafka administration the relay and the
+// consumer share: creating the event topics through the controller. The
+// topic's name, partitions and replication factor are defaults, in
+// sink/internal/defaults.
 package kafkautil
 
 import (
@@ -9,17 +11,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-)
-
-// The event topic's contract, shared by the relay (writer), the consumer
-// (reader) and the embedded broker: defined once so they cannot drift.
-const (
-	// Topic is the default order-event topic.
-	Topic = "wxpayd.order-events"
-	// Partitions is the partition count of the topic when wxpayd creates it.
-	Partitions = 6
-	// ReplicationFactor is its replication factor when wxpayd creates it.
-	ReplicationFactor = 1
 )
 
 // EnsureTopics creates each topic with the given partitions and replication
@@ -45,44 +36,4 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions, rf int, top
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// Backoff is a bounded exponential back-off: Min, doubling up to Max.
-// The zero value backs off 100 ms to 5 s. Not safe for concurrent use.
-type Backoff struct {
-	Min, Max time.Duration
-	cur      time.Duration
-}
-
-// Next returns the next delay.
-func (b *Backoff) Next() time.Duration {
-	lo, hi := b.Min, b.Max
-	if lo <= 0 {
-		lo = 100 * time.Millisecond
-	}
-	if hi < lo {
-		hi = max(lo, 5*time.Second)
-	}
-	if b.cur < lo {
-		b.cur = lo
-	} else {
-		b.cur = min(b.cur*2, hi)
-	}
-	return b.cur
-}
-
-// Reset starts over at Min.
-func (b *Backoff) Reset() { b.cur = 0 }
-
-// Sleep waits for the next delay or ctx, whichever comes first, and
-// returns ctx.Err() if ctx ended.
-func (b *Backoff) Sleep(ctx context.Context) error {
-	t := time.NewTimer(b.Next())
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
