@@ -38,55 +38,49 @@ func (s *Server) notifyV3(ctx *fasthttp.RequestCtx) {
 		SignatureType: string(hdr.Peek(wxpay.HeaderSignatureType)),
 		RequestID:     string(hdr.Peek(wxpay.HeaderRequestID)),
 	}
-	var (
-		kind = "other"
-		tx   wxpay.Transaction
-		rn   wxpay.RefundNotice
-	)
-	// Verify over the raw body, decrypt, then decode by event type. The
-	// parser copies what it keeps: nothing below aliases fasthttp's buffer.
-	n, err := s.d.Notify.Parse(&h, body, func(n *wxpay.Notification, plain []byte) error {
-		var err error
-		switch {
-		case strings.HasPrefix(n.EventType, "TRANSACTION."):
-			kind = "payment"
-			tx, err = wxpay.DecodeTransaction(plain)
-		case strings.HasPrefix(n.EventType, "REFUND."):
-			kind = "refund"
-			rn, err = wxpay.DecodeRefundNotice(plain)
-		}
-		return err
-	})
+	// Every check is wxpay's: signature, freshness, envelope, resource
+	// type, decryption, required fields. The notice copies what it keeps:
+	// nothing below aliases fasthttp's buffer.
+	n, err := s.d.Notify.ParseNotice(&h, body)
+	kind := n.Kind.String()
 	if err != nil {
-		s.recordRejection("", "", err.Error())
+		s.recordRejection("", n.ID, err.Error())
 		s.notifyFail(ctx, kind, err)
 		return
+	}
+	if err := s.applyNotice(&n); err != nil {
+		s.notifyFail(ctx, kind, err)
+		return
+	}
+	s.metrics.notifications.WithLabelValues(kind, noticeOutcome(&n)).Inc()
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// applyNotice hands a parsed notice to its order: one request to the
+// actors, whose answer becomes an error for the reply table (nil:
+// acknowledge). A NoticeOther carries nothing to apply.
+func (s *Server) applyNotice(n *wxpay.Notice) error {
+	var msg actors.OrderMessage
+	switch n.Kind {
+	case wxpay.NoticePayment:
+		msg = &actors.PaymentNotified{Tx: n.Payment, NotifyID: n.ID}
+	case wxpay.NoticeRefund:
+		msg = &actors.RefundNotified{Notice: n.Refund, NotifyID: n.ID}
+	default:
+		return nil
 	}
 	c, cancel := context.WithTimeout(context.Background(), 4*time.Second) // WeChat waits 5 s
 	defer cancel()
-	var r actors.Reply
-	switch kind {
-	case "payment":
-		r, err = s.d.Router.Request(c, &actors.PaymentNotified{Tx: tx, NotifyID: n.ID})
-	case "refund":
-		r, err = s.d.Router.Request(c, &actors.RefundNotified{Notice: rn, NotifyID: n.ID})
-	default:
-		// Verified, but nothing we act on (e.g. a security echo).
-		s.metrics.notifications.WithLabelValues(kind, "ignored").Inc()
-		ctx.SetStatusCode(fasthttp.StatusNoContent)
-		return
+	r, err := s.d.Router.Request(c, msg)
+	return s.notifyOutcome(r, err, n.OutTradeNo(), n.ID)
+}
+
+// noticeOutcome labels an acknowledged notice for metrics.
+func noticeOutcome(n *wxpay.Notice) string {
+	if n.Kind == wxpay.NoticeOther {
+		return "ignored" // verified, but nothing we act on (e.g. a security echo)
 	}
-	otn := tx.OutTradeNo
-	if kind == "refund" {
-		otn = rn.OutTradeNo
-	}
-	err = s.notifyOutcome(r, err, otn, n.ID)
-	if err != nil {
-		s.notifyFail(ctx, kind, err)
-		return
-	}
-	s.metrics.notifications.WithLabelValues(kind, "accepted").Inc()
-	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	return "accepted"
 }
 
 func (s *Server) notifyFail(ctx *fasthttp.RequestCtx, kind string, err error) {

@@ -40,16 +40,22 @@ func (s *stack) transactionJSON(otn, openid string, total int64, mod func(m map[
 
 func (s *stack) makeNotice(plain []byte, alg string, ts time.Time, serial string, key wxpay.PrivateKey) notice {
 	s.t.Helper()
+	return s.makeNoticeAs(wxpay.EventTransactionSuccess, wxpay.OriginalTypeTransaction, plain, alg, ts, serial, key)
+}
+
+// makeNoticeAs is makeNotice for any event_type and resource original_type.
+func (s *stack) makeNoticeAs(event, originalType string, plain []byte, alg string, ts time.Time, serial string, key wxpay.PrivateKey) notice {
+	s.t.Helper()
 	aead, _ := wxpay.NewAEAD(s.id.APIv3Key)
-	ct, err := aead.Seal("0a1b2c3d4e5f", "transaction", plain)
+	ct, err := aead.Seal("0a1b2c3d4e5f", originalType, plain)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	body, _ := json.Marshal(map[string]any{
 		"id": "EV-" + strconv.FormatInt(time.Now().UnixNano(), 36), "create_time": time.Now().Format(time.RFC3339),
-		"resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
-		"resource": map[string]string{"original_type": "transaction", "algorithm": alg, "ciphertext": ct,
-			"associated_data": "transaction", "nonce": "0a1b2c3d4e5f"},
+		"resource_type": "encrypt-resource", "event_type": event, "summary": "支付成功",
+		"resource": map[string]string{"original_type": originalType, "algorithm": alg, "ciphertext": ct,
+			"associated_data": originalType, "nonce": "0a1b2c3d4e5f"},
 	})
 	if key == nil {
 		key, _ = wxpay.GoBackend.NewPrivateKey(s.id.WechatPayKey)
@@ -149,6 +155,20 @@ func TestNotificationRejections(t *testing.T) {
 		{"an unknown order", func() notice {
 			return s.makeNotice(s.transactionJSON("01UNKNOWNORDER0000000", openid, 1999, nil), wxpay.AlgorithmAESGCM, now, pub, nil)
 		}, 404, ""},
+		// A genuine payment resource under another resource type: WeChat
+		// signed it, yet the envelope and the resource disagree.
+		{"a payment event whose resource is typed refund", func() notice {
+			return s.makeNoticeAs(wxpay.EventTransactionSuccess, wxpay.OriginalTypeRefund, good, wxpay.AlgorithmAESGCM, now, pub, nil)
+		}, 400, ""},
+		{"a refund event whose resource is typed transaction", func() notice {
+			refund, _ := json.Marshal(map[string]any{"mchid": s.id.MchID, "out_trade_no": otn, "transaction_id": "4200000" + otn[len(otn)-6:],
+				"out_refund_no": otn + "-R1", "refund_id": "50000000000000000001", "refund_status": "SUCCESS",
+				"amount": map[string]int64{"total": 1999, "refund": 1999, "payer_total": 1999, "payer_refund": 1999}})
+			return s.makeNoticeAs(wxpay.EventRefundSuccess, wxpay.OriginalTypeTransaction, refund, wxpay.AlgorithmAESGCM, now, pub, nil)
+		}, 400, ""},
+		{"another event whose resource is typed transaction", func() notice {
+			return s.makeNoticeAs("SECURITY_ECHO.SUCCESS", wxpay.OriginalTypeTransaction, good, wxpay.AlgorithmAESGCM, now, pub, nil)
+		}, 400, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

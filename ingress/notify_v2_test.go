@@ -124,4 +124,24 @@ func TestV2Notifications(t *testing.T) {
 	if st, reply := s.postXML("/wxpay/v2/refund-notify", badDoc); st != 400 || !strings.Contains(reply, "FAIL") {
 		t.Fatalf("bad req_info: %d %s", st, reply)
 	}
+	// A genuine req_info under an outer document naming another appid is
+	// refused; a refund notification whose return_code is FAIL carries
+	// nothing and is acknowledged.
+	foreign := wxpay.AppendV2XML(nil, map[string]string{"return_code": "SUCCESS", "appid": "wx0000000000000000", "mch_id": s.id.MchID, "nonce_str": "x", "req_info": reqInfo})
+	if st, reply := s.postXML("/wxpay/v2/refund-notify", foreign); st != 400 || !strings.Contains(reply, "FAIL") {
+		t.Fatalf("another appid: %d %s", st, reply)
+	}
+	failed := wxpay.AppendV2XML(nil, map[string]string{"return_code": "FAIL", "return_msg": "系统繁忙"})
+	if st, reply := s.postXML("/wxpay/v2/refund-notify", failed); st != 200 || reply != wxpay.V2NotifySuccessReply {
+		t.Fatalf("return_code FAIL: %d %s", st, reply)
+	}
+	// The same for a payment that failed: signed, acknowledged, nothing moves.
+	unpaid := map[string]string{"return_code": "SUCCESS", "result_code": "FAIL", "err_code": "NOTENOUGH", "appid": s.id.AppID,
+		"mch_id": s.id.MchID, "nonce_str": "n1", "out_trade_no": c.OutTradeNo}
+	if st, reply := s.postXML("/wxpay/v2/notify", signed(unpaid)); st != 200 || reply != wxpay.V2NotifySuccessReply {
+		t.Fatalf("failed payment: %d %s", st, reply)
+	}
+	if g := s.get(tok, c.OutTradeNo); g.State != "REFUNDED" {
+		t.Fatalf("state %s", g.State)
+	}
 }

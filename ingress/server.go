@@ -174,6 +174,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 		ReduceMemoryUsage:             false,
 		CloseOnShutdown:               true,
 		ErrorHandler:                  s.parseError,
+		// fasthttp's own log lines go to the server's logger, scrubbed,
+		// and its errors carry no request bytes (a cut-off request's
+		// Authorization header would otherwise be quoted).
+		Logger:                httpLog{cfg.Logger},
+		SecureErrorLogMessage: true,
 	}
 	return s, nil
 }

@@ -3,8 +3,13 @@
 // of WeChat's signed responses and notifications against a key set that holds
 // platform certificates and WeChat Pay public keys together, AEAD_AES_256_GCM,
 // the notification envelope and its transaction and refund resources, the
-// wx.requestPayment parameters (APIv3 RSA and APIv2 MD5/HMAC-SHA256), and
-// APIv2 map signing, XML and refund req_info decryption.
+// wx.requestPayment parameters (APIv3 RSA and APIv2 MD5/HMAC-SHA256), the
+// RSA-OAEP encryption of sensitive request fields, and APIv2 map signing,
+// XML and refund req_info decryption.
+//
+// Notifications of both versions end as one Notice, a payment or a refund
+// in the APIv3 model: (*NotifyParser).ParseNotice for APIv3 and
+// (*V2Key).ParseNotice for APIv2 run every check on their way there.
 //
 // The package is transport-free: inputs are header values, raw body bytes, a
 // key set and a clock. It imports neither net/http nor fasthttp; the HTTP

@@ -40,6 +40,9 @@ var (
 
 	// ErrBadKey: a PEM key or certificate cannot be parsed or is not RSA.
 	ErrBadKey = errors.New("wxpay: bad key")
+	// ErrSensitive: a sensitive request field cannot be encrypted (empty,
+	// too long for the key) or decrypted.
+	ErrSensitive = errors.New("wxpay: sensitive field not encrypted")
 
 	// ErrV2MissingSign: an APIv2 document has no sign field.
 	ErrV2MissingSign = errors.New("wxpay: APIv2 sign missing")
@@ -50,4 +53,21 @@ var (
 	ErrV2UnsupportedSignType = errors.New("wxpay: unsupported APIv2 sign type")
 	// ErrV2ReqInfo: an APIv2 refund req_info cannot be decoded or decrypted.
 	ErrV2ReqInfo = errors.New("wxpay: bad APIv2 req_info")
+
+	// ErrBillDigest: a downloaded bill's SHA1 differs from hash_value (or
+	// hash_type is not SHA1): the file was corrupted or tampered with.
+	ErrBillDigest = errors.New("wxpay: bill digest mismatch")
+	// ErrBillLayout: a bill's header row or summary header is not a known
+	// layout (unknown, missing or repeated column), or is another bill type
+	// than the one asked for.
+	ErrBillLayout = errors.New("wxpay: unknown bill layout")
+	// ErrBillTruncated: a bill ends before its summary row (empty, or cut).
+	ErrBillTruncated = errors.New("wxpay: bill truncated")
+	// ErrBillMalformed: a bill row is malformed: a field count, an amount, a
+	// time, a required field, a line longer than the limit, or data after
+	// the summary row.
+	ErrBillMalformed = errors.New("wxpay: malformed bill row")
+	// ErrBillSummary: a bill's summary row disagrees with its rows (count or
+	// a sum).
+	ErrBillSummary = errors.New("wxpay: bill summary does not match its rows")
 )

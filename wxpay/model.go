@@ -400,6 +400,46 @@ type Refund struct {
 	Amount              RefundDetailAmount `json:"amount"`
 }
 
+// Ways to complete an ABNORMAL refund (AbnormalRefundRequest.Type).
+const (
+	// AbnormalRefundUserBankCard pays the refund to the buyer's debit card
+	// (BankType, BankAccount and RealName required).
+	AbnormalRefundUserBankCard = "USER_BANK_CARD"
+	// AbnormalRefundMerchantBankCard pays it to the merchant's bank account
+	// (no bank fields).
+	AbnormalRefundMerchantBankCard = "MERCHANT_BANK_CARD"
+)
+
+// AbnormalRefundRequest is the body of POST
+// /v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund, which
+// completes a refund whose status is ABNORMAL (e.g. the buyer's card was
+// closed) another way. Callers fill BankAccount and RealName in plain text;
+// on the wire they are ciphertext (EncryptSensitive), and
+// (*client.Client).ApplyAbnormalRefund encrypts them. String keeps both out
+// of logs.
+type AbnormalRefundRequest struct {
+	OutRefundNo string `json:"out_refund_no"`          // the refund's out_refund_no
+	Type        string `json:"type"`                   // AbnormalRefundUserBankCard or AbnormalRefundMerchantBankCard
+	BankType    string `json:"bank_type,omitempty"`    // the card's bank, e.g. ICBC_DEBIT (USER_BANK_CARD only)
+	BankAccount string `json:"bank_account,omitempty"` // card number (USER_BANK_CARD only)
+	RealName    string `json:"real_name,omitempty"`    // card holder's name (USER_BANK_CARD only)
+}
+
+// String describes the request without the bank account and name.
+func (r AbnormalRefundRequest) String() string {
+	redact := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "[redacted]"
+	}
+	return fmt.Sprintf("{OutRefundNo:%s Type:%s BankType:%s BankAccount:%s RealName:%s}",
+		r.OutRefundNo, r.Type, r.BankType, redact(r.BankAccount), redact(r.RealName))
+}
+
+// GoString is String, so %#v redacts too.
+func (r AbnormalRefundRequest) GoString() string { return r.String() }
+
 // Certificate is one entry of GET /v3/certificates.
 type Certificate struct {
 	SerialNo           string   `json:"serial_no"`
@@ -514,6 +554,13 @@ func ValidOutTradeNo(s string) bool {
 // characters of [0-9A-Za-z_-|*@].
 func ValidOutRefundNo(s string) bool {
 	return len(s) >= 1 && len(s) <= 64 && allIn(s, "_-|*@")
+}
+
+// ValidRefundID reports whether s can be a WeChat refund_id: 1 to 32
+// characters of [0-9A-Za-z]. (The documentation gives string(32); every
+// refund_id seen is decimal digits. The charset is not documented.)
+func ValidRefundID(s string) bool {
+	return len(s) >= 1 && len(s) <= 32 && allIn(s, "")
 }
 
 func allIn(s, extra string) bool {

@@ -140,7 +140,8 @@ func (r *Resource) Decrypt(aead *AEAD, dst []byte) ([]byte, error) {
 
 // NotifyParser runs the whole notification check: verify the signature and
 // timestamp over the raw body, decode the envelope, require the algorithm,
-// decrypt, and decode the resource. Safe for concurrent use.
+// decrypt, and decode the resource. ParseNotice is its entry point for
+// servers. Safe for concurrent use.
 type NotifyParser struct {
 	verifier *Verifier
 	aead     *AEAD
@@ -153,26 +154,38 @@ func NewNotifyParser(v *Verifier, a *AEAD) *NotifyParser {
 
 var plainPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// Parse verifies and decrypts a notification and calls decode with the
-// plaintext, which is only valid during the call.
-func (p *NotifyParser) Parse(h *Headers, body []byte, decode func(n *Notification, plaintext []byte) error) (Notification, error) {
+// putPlain returns a plaintext buffer to the pool unless it grew too large.
+func putPlain(bp *[]byte) {
+	if cap(*bp) <= MaxNotificationBody {
+		*bp = (*bp)[:0]
+		plainPool.Put(bp)
+	}
+}
+
+// envelope verifies the signature and timestamp over the raw body and
+// decodes the envelope.
+func (p *NotifyParser) envelope(h *Headers, body []byte) (Notification, error) {
 	if len(body) > MaxNotificationBody {
 		return Notification{}, fmt.Errorf("%w: body of %d bytes is too long", ErrMalformed, len(body))
 	}
 	if err := p.verifier.Verify(h, body); err != nil {
 		return Notification{}, err
 	}
-	n, err := ParseNotification(body)
+	return ParseNotification(body)
+}
+
+// Parse verifies and decrypts a notification of any event type and calls
+// decode with the plaintext, which is only valid during the call. It does
+// not check original_type against event_type and decodes no resource
+// itself: it serves tools that read resources of their own. A server takes
+// notifications through ParseNotice.
+func (p *NotifyParser) Parse(h *Headers, body []byte, decode func(n *Notification, plaintext []byte) error) (Notification, error) {
+	n, err := p.envelope(h, body)
 	if err != nil {
 		return Notification{}, err
 	}
 	bp := plainPool.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= MaxNotificationBody {
-			*bp = (*bp)[:0]
-			plainPool.Put(bp)
-		}
-	}()
+	defer putPlain(bp)
 	plain, err := n.Resource.Decrypt(p.aead, (*bp)[:0])
 	if err != nil {
 		return Notification{}, fmt.Errorf("notification %.64s: %w", n.ID, err)
@@ -186,32 +199,30 @@ func (p *NotifyParser) Parse(h *Headers, body []byte, decode func(n *Notificatio
 	return n, nil
 }
 
-// ParseTransaction verifies a TRANSACTION.* notification and returns the
-// envelope and the decoded transaction.
+// ParseTransaction is ParseNotice for a caller that expects a payment: it
+// returns the envelope and the transaction, and refuses any other notice
+// with ErrMalformed.
 func (p *NotifyParser) ParseTransaction(h *Headers, body []byte) (Notification, Transaction, error) {
-	var t Transaction
-	n, err := p.Parse(h, body, func(n *Notification, plain []byte) error {
-		if n.Resource.OriginalType != "" && n.Resource.OriginalType != OriginalTypeTransaction {
-			return fmt.Errorf("%w: original_type %.40q is not transaction", ErrMalformed, n.Resource.OriginalType)
-		}
-		var err error
-		t, err = DecodeTransaction(plain)
-		return err
-	})
-	return n, t, err
+	n, nt, err := p.parseNotice(h, body)
+	if err == nil && nt.Kind != NoticePayment {
+		err = fmt.Errorf("notification %.64s: %w: event_type %.40q is not a payment", n.ID, ErrMalformed, n.EventType)
+	}
+	if err != nil {
+		return Notification{}, Transaction{}, err
+	}
+	return n, nt.Payment, nil
 }
 
-// ParseRefund verifies a REFUND.* notification and returns the envelope and
-// the decoded refund.
+// ParseRefund is ParseNotice for a caller that expects a refund: it returns
+// the envelope and the refund, and refuses any other notice with
+// ErrMalformed.
 func (p *NotifyParser) ParseRefund(h *Headers, body []byte) (Notification, RefundNotice, error) {
-	var r RefundNotice
-	n, err := p.Parse(h, body, func(n *Notification, plain []byte) error {
-		if n.Resource.OriginalType != "" && n.Resource.OriginalType != OriginalTypeRefund {
-			return fmt.Errorf("%w: original_type %.40q is not refund", ErrMalformed, n.Resource.OriginalType)
-		}
-		var err error
-		r, err = DecodeRefundNotice(plain)
-		return err
-	})
-	return n, r, err
+	n, nt, err := p.parseNotice(h, body)
+	if err == nil && nt.Kind != NoticeRefund {
+		err = fmt.Errorf("notification %.64s: %w: event_type %.40q is not a refund", n.ID, ErrMalformed, n.EventType)
+	}
+	if err != nil {
+		return Notification{}, RefundNotice{}, err
+	}
+	return n, nt.Refund, nil
 }

@@ -16,12 +16,13 @@ func TestNotifyParserAcceptsBothKeyKinds(t *testing.T) {
 	f := newFixture(t)
 	for _, serial := range []string{f.pubKeyID, f.certSerial} {
 		h, body := f.notification(t, testTransaction, serial)
-		n, tx, err := f.parser.ParseTransaction(h, body)
+		n, err := f.parser.ParseNotice(h, body)
 		if err != nil {
 			t.Fatalf("serial %s: %v", serial, err)
 		}
-		if n.ID != "EV-2018022511223320873" || n.EventType != EventTransactionSuccess || n.Summary != "支付成功" {
-			t.Fatalf("envelope %+v", n)
+		if n.Kind != NoticePayment || n.ID != "EV-2018022511223320873" || n.EventType != EventTransactionSuccess ||
+			n.OutTradeNo() != "1217752501201407033233368018" || n.Refund != (RefundNotice{}) {
+			t.Fatalf("notice %+v", n)
 		}
 		want := Transaction{
 			AppID: "wxd678efh567hg6787", MchID: "1900009191", OutTradeNo: "1217752501201407033233368018",
@@ -30,8 +31,13 @@ func TestNotifyParserAcceptsBothKeyKinds(t *testing.T) {
 			Payer:  Payer{OpenID: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
 			Amount: TransactionAmount{Total: 100, PayerTotal: 100, Currency: "CNY", PayerCurrency: "CNY"},
 		}
-		if tx != want {
-			t.Fatalf("transaction\n got %+v\nwant %+v", tx, want)
+		if n.Payment != want {
+			t.Fatalf("transaction\n got %+v\nwant %+v", n.Payment, want)
+		}
+		// ParseTransaction is the same path, with the envelope.
+		env, tx, err := f.parser.ParseTransaction(h, body)
+		if err != nil || tx != want || env.Summary != "支付成功" {
+			t.Fatalf("ParseTransaction: %+v %+v %v", env, tx, err)
 		}
 	}
 }
@@ -62,11 +68,16 @@ func TestNotifyParserRejects(t *testing.T) {
 		}
 		return ct
 	}
-	envelope := func(alg, ct, aad, nonce string) string {
-		return `{"id":"EV-1","create_time":"2015-05-20T13:29:35+08:00","resource_type":"encrypt-resource","event_type":"TRANSACTION.SUCCESS","summary":"x","resource":{"original_type":"transaction","algorithm":"` +
+	envelopeAs := func(event, originalType, alg, ct, aad, nonce string) string {
+		return `{"id":"EV-1","create_time":"2015-05-20T13:29:35+08:00","resource_type":"encrypt-resource","event_type":"` + event +
+			`","summary":"x","resource":{"original_type":"` + originalType + `","algorithm":"` +
 			alg + `","ciphertext":"` + ct + `","associated_data":"` + aad + `","nonce":"` + nonce + `"}}`
 	}
+	envelope := func(alg, ct, aad, nonce string) string {
+		return envelopeAs(EventTransactionSuccess, OriginalTypeTransaction, alg, ct, aad, nonce)
+	}
 	goodCT := sealed(testTransaction, "transaction", "a1b2c3d4e5f6")
+	refundCT := sealed(testRefund, "refund", "a1b2c3d4e5f6")
 
 	cases := []struct {
 		name string
@@ -184,6 +195,18 @@ func TestNotifyParserRejects(t *testing.T) {
 			plain := strings.Replace(testTransaction, `"total":100,`, `"total":"100",`, 1)
 			return resign(envelope(AlgorithmAESGCM, sealed(plain, "transaction", "a1b2c3d4e5f6"), "transaction", "a1b2c3d4e5f6"))
 		}, ErrMalformed},
+		{"a payment event whose resource is a refund fails before decrypting", func() (*Headers, []byte) {
+			return resign(envelopeAs(EventTransactionSuccess, OriginalTypeRefund, AlgorithmAESGCM, goodCT, "transaction", "a1b2c3d4e5f6"))
+		}, ErrMalformed},
+		{"a refund event whose resource is a transaction fails", func() (*Headers, []byte) {
+			return resign(envelopeAs(EventRefundSuccess, OriginalTypeTransaction, AlgorithmAESGCM, refundCT, "refund", "a1b2c3d4e5f6"))
+		}, ErrMalformed},
+		{"another event whose resource is a transaction fails", func() (*Headers, []byte) {
+			return resign(envelopeAs("SECURITY_ECHO.SUCCESS", OriginalTypeTransaction, AlgorithmAESGCM, goodCT, "transaction", "a1b2c3d4e5f6"))
+		}, ErrMalformed},
+		{"a refund event with a transaction plaintext fails", func() (*Headers, []byte) {
+			return resign(envelopeAs(EventRefundSuccess, OriginalTypeRefund, AlgorithmAESGCM, goodCT, "transaction", "a1b2c3d4e5f6"))
+		}, ErrMissingField},
 		{"an oversize body fails before any crypto", func() (*Headers, []byte) {
 			return resign(`{"id":"` + strings.Repeat("x", MaxNotificationBody) + `"}`)
 		}, ErrMalformed},
@@ -196,7 +219,7 @@ func TestNotifyParserRejects(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h, body := tc.in()
-			_, _, err := f.parser.ParseTransaction(h, body)
+			n, err := f.parser.ParseNotice(h, body)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -204,6 +227,9 @@ func TestNotifyParserRejects(t *testing.T) {
 				if s != tc.want && errors.Is(err, s) {
 					t.Fatalf("error %v also matches %v: sentinels must be distinct", err, s)
 				}
+			}
+			if n.Payment != (Transaction{}) || n.Refund != (RefundNotice{}) {
+				t.Fatalf("a refused notice carries a resource: %+v", n)
 			}
 		})
 	}
@@ -223,31 +249,93 @@ func TestErrorsCarryNoSecrets(t *testing.T) {
 	f := newFixture(t)
 	h, body := f.notification(t, testTransaction, f.pubKeyID)
 	h.Signature = h.Signature[:len(h.Signature)-4] + "AAAA"
-	_, _, err := f.parser.ParseTransaction(h, body)
+	_, err := f.parser.ParseNotice(h, body)
 	if err == nil || strings.Contains(err.Error(), h.Signature[:40]) || strings.Contains(err.Error(), "oUpF8u") {
 		t.Fatalf("error leaks material: %v", err)
 	}
 }
 
+const testRefund = `{"mchid":"1900000100","transaction_id":"1008450740201411110005820873","out_trade_no":"20150806125346","refund_id":"50200207182018070300011301001","out_refund_no":"7752501201407033233368018","refund_status":"CLOSE","success_time":"2018-06-08T10:34:56+08:00","user_received_account":"招商银行信用卡0403","amount":{"total":999,"refund":999,"payer_total":999,"payer_refund":999}}`
+
 func TestRefundNotification(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	plain := `{"mchid":"1900000100","transaction_id":"1008450740201411110005820873","out_trade_no":"20150806125346","refund_id":"50200207182018070300011301001","out_refund_no":"7752501201407033233368018","refund_status":"CLOSE","success_time":"2018-06-08T10:34:56+08:00","user_received_account":"招商银行信用卡0403","amount":{"total":999,"refund":999,"payer_total":999,"payer_refund":999}}`
-	ct, _ := f.aead.Seal("q1w2e3r4t5y6", "refund", []byte(plain))
+	ct, _ := f.aead.Seal("q1w2e3r4t5y6", "refund", []byte(testRefund))
 	body := []byte(`{"id":"EV-2","create_time":"2018-06-08T10:34:56+08:00","resource_type":"encrypt-resource","event_type":"REFUND.CLOSED","summary":"退款关闭","resource":{"original_type":"refund","algorithm":"AEAD_AES_256_GCM","ciphertext":"` + ct + `","associated_data":"refund","nonce":"q1w2e3r4t5y6"}}`)
-	n, r, err := f.parser.ParseRefund(f.sign(t, f.certSerial, body), body)
+	nt, err := f.parser.ParseNotice(f.sign(t, f.certSerial, body), body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.EventType != EventRefundClosed || r.RefundStatus != RefundStatusClosed || r.Amount.Refund != 999 ||
+	r := nt.Refund
+	if nt.Kind != NoticeRefund || nt.ID != "EV-2" || nt.EventType != EventRefundClosed || nt.OutTradeNo() != "20150806125346" ||
+		r.RefundStatus != RefundStatusClosed || r.Amount.Refund != 999 ||
 		r.OutRefundNo != "7752501201407033233368018" || r.UserReceivedAccount != "招商银行信用卡0403" {
-		t.Fatalf("got %+v %+v", n, r)
+		t.Fatalf("got %+v", nt)
+	}
+	// ParseRefund is the same path.
+	if n, r2, err := f.parser.ParseRefund(f.sign(t, f.certSerial, body), body); err != nil || r2 != r || n.ID != "EV-2" {
+		t.Fatalf("ParseRefund: %+v %+v %v", n, r2, err)
 	}
 	// A transaction notification is not a refund.
 	h2, body2 := f.notification(t, testTransaction, f.pubKeyID)
 	if _, _, err := f.parser.ParseRefund(h2, body2); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("transaction parsed as refund: %v", err)
 	}
+}
+
+func TestParseNoticeKinds(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	signed := func(event, originalType, plain string) (*Headers, []byte) {
+		ct, err := f.aead.Seal("z1x2c3v4b5n6", "aad", []byte(plain))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := []byte(`{"id":"EV-K","event_type":"` + event + `","resource_type":"encrypt-resource","resource":{"original_type":"` +
+			originalType + `","algorithm":"AEAD_AES_256_GCM","ciphertext":"` + ct + `","associated_data":"aad","nonce":"z1x2c3v4b5n6"}}`)
+		return f.sign(t, f.pubKeyID, body), body
+	}
+
+	t.Run("another event that verifies and decrypts is a notice with nothing to apply", func(t *testing.T) {
+		n, err := f.parser.ParseNotice(signed("SECURITY_ECHO.SUCCESS", "security", `{"echo":"x"}`))
+		if err != nil || n.Kind != NoticeOther || n.ID != "EV-K" || n.OutTradeNo() != "" || n.Payment != (Transaction{}) {
+			t.Fatalf("got %+v, %v", n, err)
+		}
+	})
+	t.Run("a resource without original_type is typed by its event", func(t *testing.T) {
+		n, err := f.parser.ParseNotice(signed(EventTransactionSuccess, "", testTransaction))
+		if err != nil || n.Kind != NoticePayment || n.Payment.TransactionID != "4200000985202103031441826014" {
+			t.Fatalf("got %+v, %v", n, err)
+		}
+		n, err = f.parser.ParseNotice(signed(EventRefundAbnormal, "", testRefund))
+		if err != nil || n.Kind != NoticeRefund || n.Refund.RefundID != "50200207182018070300011301001" {
+			t.Fatalf("got %+v, %v", n, err)
+		}
+	})
+	t.Run("a refused notice still names its kind and id, and nothing else", func(t *testing.T) {
+		h, body := signed(EventTransactionSuccess, OriginalTypeRefund, testTransaction)
+		n, err := f.parser.ParseNotice(h, body)
+		if !errors.Is(err, ErrMalformed) || n != (Notice{Kind: NoticePayment, ID: "EV-K", EventType: EventTransactionSuccess}) {
+			t.Fatalf("got %+v, %v", n, err)
+		}
+		h.Nonce = "other"
+		if n, err := f.parser.ParseNotice(h, body); !errors.Is(err, ErrBadSignature) || n != (Notice{}) {
+			t.Fatalf("an unverified notice: %+v, %v", n, err)
+		}
+	})
+	t.Run("a payment is not a refund and a refund is not a payment", func(t *testing.T) {
+		if _, _, err := f.parser.ParseTransaction(signed(EventRefundSuccess, OriginalTypeRefund, testRefund)); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("ParseTransaction of a refund: %v", err)
+		}
+		if _, _, err := f.parser.ParseTransaction(signed("SECURITY_ECHO.SUCCESS", "security", "{}")); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("ParseTransaction of an echo: %v", err)
+		}
+	})
+	t.Run("kinds print as the metrics label them", func(t *testing.T) {
+		if NoticeOther.String() != "other" || NoticePayment.String() != "payment" || NoticeRefund.String() != "refund" {
+			t.Fatal(NoticeOther, NoticePayment, NoticeRefund)
+		}
+	})
 }
 
 func TestKeySet(t *testing.T) {

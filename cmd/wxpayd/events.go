@@ -11,14 +11,14 @@ import (
 
 	"github.com/wxpayd/wxpayd/actors/store"
 	"github.com/wxpayd/wxpayd/sink"
-	"github.com/wxpayd/wxpayd/sink/clickhouse"
 	"github.com/wxpayd/wxpayd/sink/embedded"
 	"github.com/wxpayd/wxpayd/sink/relay"
 )
 
 // events is the event pipeline inside wxpayd: the outbox relay to Kafka
 // (an embedded Kafka-protocol broker when none is configured) and, when
-// WXPAYD_CLICKHOUSE_ADDR is set, the ClickHouse sink.
+// WXPAYD_CLICKHOUSE_ADDR is set, the ClickHouse sink, configured as the
+// standalone wxpaysink is (see sinkConfig).
 type events struct {
 	log         *slog.Logger
 	st          *store.Store
@@ -39,16 +39,44 @@ func newEvents(v values, st *store.Store, reg prometheus.Registerer, log *slog.L
 		log.Info("embedded kafka broker", "addrs", addrs)
 	}
 	var err error
+	if e.sink, err = sinkConfig(v, brokers, log, reg); err != nil {
+		e.stopBroker()
+		return nil, configError{err}
+	}
 	if e.relay, err = relay.New(relay.Config{Brokers: brokers, Topic: v["WXPAYD_KAFKA_TOPIC"], Logger: log, Registerer: reg}, st); err != nil {
 		e.stopBroker()
 		return nil, configError{fmt.Errorf("WXPAYD_KAFKA_BROKERS: %w", err)}
 	}
-	if addr := v["WXPAYD_CLICKHOUSE_ADDR"]; addr != "" {
-		cfg := sink.Config{Brokers: brokers, ClickHouse: clickhouse.Config{Addr: addr}, Logger: log, Registerer: reg}
-		cfg.Consumer.Topic = v["WXPAYD_KAFKA_TOPIC"]
-		e.sink = &cfg
-	}
 	return e, nil
+}
+
+// sinkConfig is the in-process sink's configuration, nil when
+// WXPAYD_CLICKHOUSE_ADDR is empty. It is read by sink.ConfigFromEnv, the
+// reader of the standalone wxpaysink, so every sink setting applies here
+// too: WXPAYD_CLICKHOUSE_DATABASE, WXPAYD_CLICKHOUSE_USER,
+// WXPAYD_CLICKHOUSE_PASSWORD, WXPAYD_SINK_GROUP, WXPAYD_SINK_BATCH_SIZE and
+// WXPAYD_SINK_FLUSH_INTERVAL, from the environment as wxpaysink reads
+// them. The brokers are the ones this process publishes to (the embedded
+// broker's when none is configured), and the topic and address are
+// wxpayd's own settings, so a flag wins as for every wxpayd setting. A
+// malformed value is an error naming the variable, never its value.
+func sinkConfig(v values, brokers []string, log *slog.Logger, reg prometheus.Registerer) (*sink.Config, error) {
+	addr := v["WXPAYD_CLICKHOUSE_ADDR"]
+	if addr == "" {
+		return nil, nil
+	}
+	cfg, err := sink.ConfigFromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("sink: %w", err)
+	}
+	cfg.Brokers = brokers
+	cfg.ClickHouse.Addr = addr
+	cfg.Consumer.Topic = v["WXPAYD_KAFKA_TOPIC"]
+	cfg.Logger, cfg.Registerer = log, reg
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sink: %w", err)
+	}
+	return &cfg, nil
 }
 
 func (e *events) start(spawn func(string, func(context.Context) error)) {

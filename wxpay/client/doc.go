@@ -1,5 +1,6 @@
 // Package client is the HTTP side of the WeChat Pay protocol: a merchant API
-// client (JSAPI prepay, query, close, refunds, platform certificates), a
+// client (JSAPI prepay, query, close, refunds and abnormal refunds, platform
+// certificates), a
 // refresher that keeps platform certificates current, and a jscode2session
 // login client. It runs on fasthttp's HostClient; the protocol itself
 // (signing, verification, AEAD, models) is package wxpay, which stays
@@ -12,7 +13,10 @@
 // the client's clock in Unix seconds, the URL exactly as sent including its
 // query), Accept: application/json, Content-Type: application/json when it
 // has a body, a User-Agent, and Wechatpay-Serial naming the newest key of the
-// verifier's key set when there is one.
+// verifier's key set when there is one. Sensitive fields (an abnormal
+// refund's bank account and name) are encrypted with that key
+// (wxpay.EncryptSensitive), and the request names the key that encrypted
+// them.
 //
 // Every answer, 2xx or not, must carry Wechatpay-* headers that verify over
 // the exact raw body. A 2xx that does not verify is an error wrapping
@@ -21,7 +25,9 @@
 // that answer does not verify, the APIError is still returned, wrapped
 // together with ErrUnsignedResponse, so callers can tell a WeChat-signed
 // refusal (act on it) from an unverified one (treat as advisory: retry or
-// query, never mark an order failed on it alone).
+// query, never mark an order failed on it alone). Outcome makes that call
+// for any error a Client returns: a definitive answer, or an outcome that
+// is unknown because the request may have taken effect.
 //
 // # Limits
 //

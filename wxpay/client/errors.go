@@ -1,6 +1,12 @@
 package client
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/wxpayd/wxpayd/wxpay"
+)
 
 // Sentinel errors. Every failure a caller branches on wraps one of these (or
 // a wxpay sentinel, or both); check with errors.Is. Returned errors read
@@ -75,6 +81,80 @@ var (
 	// ErrHighRisk: errcode 40226, WeChat blocked a high-risk user's login.
 	ErrHighRisk = errors.New("wxpay client: jscode2session high-risk user (40226)")
 )
+
+// Codes Outcome gives errors that carry no WeChat code.
+const (
+	// OutcomeNotSent: the call was refused before anything was sent
+	// (ErrInvalidRequest, ErrOverloaded, ErrClosed).
+	OutcomeNotSent = "NOT_SENT"
+	// OutcomeTimeout: no answer before the deadline (ErrTimeout).
+	OutcomeTimeout = "TIMEOUT"
+	// OutcomeCanceled: the caller's context was cancelled.
+	OutcomeCanceled = "CANCELED"
+	// OutcomeTransport: the request or its answer was lost (ErrTransport).
+	OutcomeTransport = "TRANSPORT"
+	// OutcomeUnsigned: a 2xx answer without a valid WeChat signature
+	// (ErrUnsignedResponse).
+	OutcomeUnsigned = "UNSIGNED"
+	// OutcomeBadResponse: a verified 2xx answer that could not be used
+	// (ErrBadResponse), or an answer too large to read
+	// (ErrResponseTooLarge).
+	OutcomeBadResponse = "BAD_RESPONSE"
+	// OutcomeUnknown: an error this package does not produce.
+	OutcomeUnknown = "UNKNOWN"
+)
+
+// Outcome tells, for an error returned by a Client call, a definitive
+// answer from an unknown outcome: whether the caller may act as if the
+// request did not take effect at WeChat (fail an order, give stock back),
+// or must assume it may have (retry with the same out_trade_no or
+// out_refund_no, which WeChat treats idempotently, or query).
+//
+// definitive is true for:
+//   - nil: the call succeeded; code is empty.
+//   - a WeChat refusal: a *wxpay.APIError whose answer verified, with an
+//     HTTP status below 500. code is WeChat's (ORDER_CLOSED, NO_AUTH,
+//     FREQUENCY_LIMITED, ...; "HTTP_<status>" when the answer had none).
+//     FREQUENCY_LIMITED refused this request, yet the same request may
+//     succeed later.
+//   - nothing sent: ErrInvalidRequest, ErrOverloaded or ErrClosed; code
+//     OutcomeNotSent.
+//
+// Everything else is unknown (definitive false): an answer that did not
+// verify, even a 4xx (WeChat's unverified code, or OutcomeUnsigned for a
+// 2xx); a status of 500 or more (WeChat's code, e.g. SYSTEM_ERROR); a
+// timeout (OutcomeTimeout) or a cancelled context (OutcomeCanceled), which
+// may end a call after its request left; a transport failure
+// (OutcomeTransport); a verified 2xx answer that could not be used
+// (OutcomeBadResponse); and any other error (OutcomeUnknown).
+func Outcome(err error) (code string, definitive bool) {
+	if err == nil {
+		return "", true
+	}
+	var we *wxpay.APIError
+	if errors.As(err, &we) {
+		code = we.Code
+		if code == "" {
+			code = "HTTP_" + strconv.Itoa(we.Status)
+		}
+		return code, we.Status < 500 && !errors.Is(err, ErrUnsignedResponse)
+	}
+	switch {
+	case errors.Is(err, ErrInvalidRequest), errors.Is(err, ErrOverloaded), errors.Is(err, ErrClosed):
+		return OutcomeNotSent, true
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return OutcomeTimeout, false
+	case errors.Is(err, context.Canceled):
+		return OutcomeCanceled, false
+	case errors.Is(err, ErrUnsignedResponse):
+		return OutcomeUnsigned, false
+	case errors.Is(err, ErrBadResponse), errors.Is(err, ErrResponseTooLarge):
+		return OutcomeBadResponse, false
+	case errors.Is(err, ErrTransport):
+		return OutcomeTransport, false
+	}
+	return OutcomeUnknown, false
+}
 
 // redactedError carries a message already cleared of secrets while keeping
 // the causes reachable for errors.Is and errors.As.

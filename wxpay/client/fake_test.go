@@ -43,6 +43,7 @@ const (
 // wxKey is one WeChat signing key with its platform certificate.
 type wxKey struct {
 	priv   wxpay.PrivateKey
+	rsa    *rsa.PrivateKey // decrypts the sensitive fields of requests
 	cert   *x509.Certificate
 	pem    []byte
 	serial string
@@ -117,7 +118,7 @@ func makeTestKeys() (*testKeySet, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &wxKey{priv: priv, cert: crt, serial: wxpay.CertificateSerial(crt),
+		return &wxKey{priv: priv, rsa: rk, cert: crt, serial: wxpay.CertificateSerial(crt),
 			pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 	}
 	year := 365 * 24 * time.Hour
