@@ -40,9 +40,13 @@ const (
 	EnvClickHouseAddr     = "WXPAYD_CLICKHOUSE_ADDR"     // host:port of the native protocol
 	EnvClickHouseDatabase = "WXPAYD_CLICKHOUSE_DATABASE" // default wxpayd
 	EnvClickHouseUser     = "WXPAYD_CLICKHOUSE_USER"     // default "default"
-	EnvClickHousePassword = "WXPAYD_CLICKHOUSE_PASSWORD" // default empty
-	EnvBatchSize          = "WXPAYD_SINK_BATCH_SIZE"     // default 50000
-	EnvFlushInterval      = "WXPAYD_SINK_FLUSH_INTERVAL" // Go duration, default 1s
+	EnvClickHousePassword = "WXPAYD_CLICKHOUSE_PASSWORD" // default empty; prefer the _FILE form
+	// EnvClickHousePasswordFile names a file holding the password (one
+	// line; a trailing newline is dropped), so the secret need not sit in
+	// the environment. Setting both is an error.
+	EnvClickHousePasswordFile = "WXPAYD_CLICKHOUSE_PASSWORD_FILE"
+	EnvBatchSize              = "WXPAYD_SINK_BATCH_SIZE"     // default 50000
+	EnvFlushInterval          = "WXPAYD_SINK_FLUSH_INTERVAL" // Go duration, default 1s
 )
 
 // ConfigFromEnv reads the WXPAYD_* variables above. Unset variables leave
@@ -59,6 +63,17 @@ func ConfigFromEnv() (Config, error) {
 	c.ClickHouse.Username = os.Getenv(EnvClickHouseUser)
 	c.ClickHouse.Password = os.Getenv(EnvClickHousePassword)
 	var errs []error
+	if f := os.Getenv(EnvClickHousePasswordFile); f != "" {
+		b, err := os.ReadFile(f)
+		switch {
+		case c.ClickHouse.Password != "":
+			errs = append(errs, fmt.Errorf("%s and %s are both set: keep the file", EnvClickHousePassword, EnvClickHousePasswordFile))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", EnvClickHousePasswordFile, err)) // names the file, never its content
+		default:
+			c.ClickHouse.Password = strings.TrimRight(string(b), "\r\n")
+		}
+	}
 	if v := os.Getenv(EnvBatchSize); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {

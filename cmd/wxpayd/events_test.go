@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +113,32 @@ func TestNewEventsBuildsTheSinkFromTheSinkSettings(t *testing.T) {
 	var ce configError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), sink.EnvFlushInterval) {
 		t.Fatalf("a bad sink setting: %v", err)
+	}
+}
+
+// TestSinkPasswordFromAFile: the ClickHouse password can come from a file,
+// like every other secret; both forms at once are refused; an unreadable
+// file is named, never its content.
+func TestSinkPasswordFromAFile(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	v := values{"WXPAYD_CLICKHOUSE_ADDR": "clickhouse:9000"}
+	f := t.TempDir() + "/ch-password"
+	if err := os.WriteFile(f, []byte("s3cret-in-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(sink.EnvClickHousePasswordFile, f)
+	cfg, err := sinkConfig(v, []string{"127.0.0.1:19092"}, log, reg)
+	if err != nil || cfg.ClickHouse.Password != "s3cret-in-file" {
+		t.Fatalf("password %q, %v", cfg.ClickHouse.Password, err)
+	}
+	t.Setenv(sink.EnvClickHousePassword, "also-in-env")
+	if _, err := sinkConfig(v, []string{"127.0.0.1:19092"}, log, reg); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("both forms: %v", err)
+	}
+	t.Setenv(sink.EnvClickHousePassword, "")
+	t.Setenv(sink.EnvClickHousePasswordFile, f+".missing")
+	if _, err := sinkConfig(v, []string{"127.0.0.1:19092"}, log, reg); err == nil || !strings.Contains(err.Error(), sink.EnvClickHousePasswordFile) {
+		t.Fatalf("missing file: %v", err)
 	}
 }
