@@ -5,7 +5,10 @@
 // the notification envelope and its transaction and refund resources, the
 // wx.requestPayment parameters (APIv3 RSA and APIv2 MD5/HMAC-SHA256), the
 // RSA-OAEP encryption of sensitive request fields, and APIv2 map signing,
-// XML and refund req_info decryption.
+// XML and refund req_info decryption. The daily bills (bill.go) have
+// streaming parsers and writers of the trade and fund-flow bill files, with
+// amounts as exact integers, and a reader that checks a download's SHA1
+// against the bill's hash_value.
 //
 // Notifications of both versions end as one Notice, a payment or a refund
 // in the APIv3 model: (*NotifyParser).ParseNotice for APIv3 and

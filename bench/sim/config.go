@@ -47,7 +47,16 @@ const (
 	DefaultDupDelay      = time.Second      // spacing of delayed duplicate copies
 	DefaultSlowDelay     = 12 * time.Second // slow faults: longer than wxpayd's call timeouts
 	MaxSlowDelay         = 10 * time.Minute
+	// DefaultBillReadyAfter is when a day's bills can be had, after the end
+	// of the day in Beijing time: WeChat generates them by about 10:00.
+	DefaultBillReadyAfter = 10 * time.Hour
+	MaxBillReadyAfter     = 48 * time.Hour
 )
+
+// BillReadyNow makes a day's bills available as soon as the day has ended
+// (Config.BillReadyAfter; the --bill-ready-after 0 of the command line), so
+// tests can ask for yesterday's bill at any hour.
+const BillReadyNow time.Duration = -1
 
 // RateLimitOff disables the prepay rate limit (the --rate-limit 0 of the
 // command line).
@@ -139,6 +148,11 @@ type Config struct {
 	// Logger receives start, stop and delivery-failure logs (default
 	// slog.Default()).
 	Logger *slog.Logger
+	// BillReadyAfter is how long after the end of a day (Beijing time) its
+	// bills can be requested; before that the bill APIs answer 400
+	// STATEMENT_CREATING (default DefaultBillReadyAfter, 10 h; BillReadyNow
+	// or any negative value: at once; at most MaxBillReadyAfter).
+	BillReadyAfter time.Duration
 	// Seed, if non-zero, makes fault injection, refund outcomes and
 	// mixed-mode choices reproducible (as far as the order of concurrent
 	// requests allows).
@@ -155,6 +169,16 @@ func (c *Config) notifyTimeout() time.Duration {
 	return cmp.Or(c.NotifyTimeout, DefaultNotifyTimeout)
 }
 func (c *Config) slowDelay() time.Duration { return cmp.Or(c.SlowDelay, DefaultSlowDelay) }
+
+func (c *Config) billReadyAfter() time.Duration {
+	switch {
+	case c.BillReadyAfter == 0:
+		return DefaultBillReadyAfter
+	case c.BillReadyAfter < 0:
+		return 0
+	}
+	return c.BillReadyAfter
+}
 
 func (c *Config) rateLimit() int {
 	switch {
@@ -265,6 +289,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SlowDelay < 0 || c.SlowDelay > MaxSlowDelay {
 		return bad("--slow-delay %v: want 0..%v", c.SlowDelay, MaxSlowDelay)
+	}
+	if c.BillReadyAfter > MaxBillReadyAfter {
+		return bad("--bill-ready-after %v: want at most %v", c.BillReadyAfter, MaxBillReadyAfter)
 	}
 	if _, err := ParseFaults(c.Faults); err != nil {
 		return fmt.Errorf("%w: --faults: %w", ErrConfig, err)

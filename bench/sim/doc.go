@@ -16,6 +16,9 @@
 //	POST /v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund
 //	                                                        abnormal refund to a bank card or the merchant
 //	GET  /v3/certificates                                   platform certificates (404 in public-key mode)
+//	GET  /v3/bill/tradebill?bill_date=&bill_type=&tar_type= a day's trade bill: digest and download_url
+//	GET  /v3/bill/fundflowbill?bill_date=&account_type=     a day's fund-flow bill, likewise
+//	GET  /v3/billdownload/file?token=                       the file (authenticated, answer unsigned; bill.go)
 //	GET  /sns/jscode2session                                wx.login code exchange
 //	POST /pay/unifiedorder                                  APIv2 prepay (XML)
 //
@@ -45,6 +48,8 @@
 //	PUT  /sim/v1/faults                      replace either or both (400 on a bad spec, nothing changed)
 //	GET  /sim/v1/stats                       counters for auditing a load test (see Stats)
 //	GET  /sim/v1/health                      200 once serving
+//	POST /sim/v1/bills/generate {"date"}     freeze a day's bills from the ledger now
+//	POST /sim/v1/bills/synthetic {"date","rows"}  a generated bill of any size (benchmarks)
 //
 // After a payment the TRANSACTION.SUCCESS notification (§5.1 envelope,
 // AEAD_AES_256_GCM resource) goes to the order's notify_url and is retried on
@@ -62,7 +67,8 @@
 //     signature, stale timestamp), counted apart from the genuine delivery.
 //   - --drop-rate loses API answers after processing them.
 //   - --faults makes each endpoint fail as a remote service does
-//     (system_error, rate_limited, bad_gateway, slow, lost; see faults.go),
+//     (system_error, rate_limited, bad_gateway, slow, lost; and
+//     bill_download.corrupt, a bill whose digest fails; see faults.go),
 //     counted in Stats.APIFaults and on the order's ledger calls.
 //
 // State lives in memory and is bounded (MaxOrders, MaxPending,
@@ -121,6 +127,17 @@
 //     called but never created), are the simulator's, not WeChat's.
 //   - notify_url may be http:// (WeChat requires https) so a local merchant
 //     can be reached.
+//   - Bills (bill.go lists the model): the day a refund row lands on (the
+//     day it was requested), its 退款金额 while not successful (its
+//     amount), 退款状态 values other than SUCCESS (PROCESSING, REFUNDCLOSE,
+//     CHANGE: APIv2's refund query values), the fee (round-half-up of
+//     0.60%, negative on refunds), the fund-flow rows and their ids; an
+//     empty SUCCESS or REFUND bill is served rather than NO_STATEMENT_EXIST;
+//     400 INVALID_REQUEST for today, a future day or one more than three
+//     months back; 404 RESOURCE_NOT_EXISTS for an unknown or expired
+//     download token; \r\n line ends; the download's Content-Type
+//     (application/octet-stream) and its signed JSON errors; gzip at
+//     BestSpeed.
 //   - jscode2session: wrong appid 40013, wrong secret 40125, wrong
 //     grant_type 40002, missing code 41008 (WeChat's codes); a code not of
 //     the form code-<anything>, or older than 5 minutes, 40029; reuse 40163.
@@ -131,7 +148,9 @@
 // a mutex guarding its orders, their refunds, their delivery records and
 // ledger calls, and the calls for unknown out_trade_nos; lock order is
 // shard, then the store's index lock or the scheduler's heap lock; the heap
-// lock is never held while taking a shard; the random generator's lock is
+// lock is never held while taking a shard; the bill store's lock comes
+// before any shard (a day's bills are frozen by scanning the shards under
+// it) and is never taken under one; the random generator's lock is
 // a leaf, taken under a shard or alone. Fault and outcome specs are
 // immutable values swapped atomically. Notification delivery is one
 // scheduler goroutine over a timer heap and Config.NotifyWorkers workers;

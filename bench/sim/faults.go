@@ -31,6 +31,11 @@ import (
 //	slow          the correct answer, effect applied, after Config.SlowDelay
 //	lost          the effect is applied, then the answer is lost: half the
 //	              time a signed 500 SYSTEM_ERROR, half a cut connection
+//
+// The endpoints bill (tradebill and fundflowbill) and bill_download (the
+// file) take these kinds too; bill_download also takes corrupt
+// (bill_download.corrupt=rate, not for all): the file is served with one
+// digit changed, so its SHA1 no longer matches hash_value.
 
 // faultPoint is an endpoint of a fault SPEC.
 type faultPoint int
@@ -44,12 +49,14 @@ const (
 	fpRefundQuery
 	fpCertificates
 	fpLogin
+	fpBill
+	fpBillDownload
 	numFaultPoints
 	fpAll = numFaultPoints // only in a SPEC
 )
 
 var faultPointNames = [numFaultPoints + 1]string{
-	"prepay", "query", "close", "refund", "refund_query", "certificates", "login", "all",
+	"prepay", "query", "close", "refund", "refund_query", "certificates", "login", "bill", "bill_download", "all",
 }
 
 // faultPoints maps the counted endpoints to the SPEC's: APIv2 unifiedorder
@@ -58,6 +65,7 @@ var faultPoints = [numEndpoints]faultPoint{
 	epPrepay: fpPrepay, epQuery: fpQuery, epClose: fpClose, epRefund: fpRefund,
 	epRefundQuery: fpRefundQuery, epCertificates: fpCertificates, epLogin: fpLogin,
 	epV2UnifiedOrder: fpPrepay, epAbnormalRefund: fpNone, epSimPay: fpNone, epOther: fpNone,
+	epBill: fpBill, epBillDownload: fpBillDownload,
 }
 
 // apiFault is a fault kind.
@@ -71,7 +79,14 @@ const (
 	afSlow
 	afLost
 	numAPIFaults
+	// afCorrupt is bill_download's own kind (bill_download.corrupt): the
+	// file is served with one byte changed, so its digest does not match.
+	// It is not one of the kinds every endpoint takes.
+	afCorrupt = numAPIFaults
 )
+
+// corruptKey is the SPEC item of afCorrupt.
+const corruptKey = "bill_download.corrupt"
 
 var apiFaultNames = [numAPIFaults]string{"system_error", "rate_limited", "bad_gateway", "slow", "lost"}
 
@@ -82,6 +97,9 @@ type FaultSpec struct {
 	rate [numFaultPoints + 1][numAPIFaults]float64
 	eff  [numFaultPoints][numAPIFaults]float64 // after applying all
 	any  [numFaultPoints]bool
+	// corrupt is bill_download.corrupt's rate (corruptSet: given).
+	corrupt    float64
+	corruptSet bool
 }
 
 // ParseFaults parses a --faults SPEC ("" means no faults). The error,
@@ -89,6 +107,13 @@ type FaultSpec struct {
 func ParseFaults(spec string) (*FaultSpec, error) {
 	f := &FaultSpec{}
 	err := parseItems(spec, func(key string, rate float64) error {
+		if key == corruptKey {
+			if f.corruptSet {
+				return fmt.Errorf("%q given twice", key)
+			}
+			f.corrupt, f.corruptSet = rate, true
+			return nil
+		}
 		ep, kind, ok := strings.Cut(key, ".")
 		p, k := lookupName[faultPoint](faultPointNames[:], ep), lookupName[apiFault](apiFaultNames[:], kind)
 		switch {
@@ -116,6 +141,9 @@ func ParseFaults(spec string) (*FaultSpec, error) {
 			}
 			f.eff[p][k] = r
 			sum += r
+		}
+		if p == fpBillDownload {
+			sum += f.corrupt
 		}
 		if sum > 1+1e-9 {
 			return nil, fmt.Errorf("%w: %s: the rates for %s add up to %g, want at most 1 (one fault per request)",
@@ -145,12 +173,21 @@ func (f *FaultSpec) String() string {
 			b.WriteString(strconv.FormatFloat(f.rate[p][k], 'g', -1, 64))
 		}
 	}
+	if f.corruptSet {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(corruptKey + "=" + strconv.FormatFloat(f.corrupt, 'g', -1, 64))
+	}
 	return b.String()
 }
 
 // Rate returns the effective rate of kind at endpoint (not "all"); 0 for
 // unknown names.
 func (f *FaultSpec) Rate(endpoint, kind string) float64 {
+	if f != nil && endpoint+"."+kind == corruptKey {
+		return f.corrupt
+	}
 	p, k := lookupName[faultPoint](faultPointNames[:numFaultPoints], endpoint), lookupName[apiFault](apiFaultNames[:], kind)
 	if f == nil || p < 0 || k < 0 {
 		return 0
@@ -223,6 +260,10 @@ func (s *Server) drawFault(p faultPoint) apiFault {
 			s.stats.apiFaults[p][k].Add(1)
 			return apiFault(k)
 		}
+	}
+	if p == fpBillDownload && u < acc+f.corrupt {
+		s.stats.billCorrupted.Add(1)
+		return afCorrupt
 	}
 	return afNone
 }

@@ -44,6 +44,7 @@ type Server struct {
 	notifier *notifier
 	limiter  *limiter
 	v2       *v2State
+	bills    *billStore
 	stats    stats
 
 	rngMu sync.Mutex
@@ -116,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 	s.store = newStore(cfg.maxOrders())
 	s.logins = newLoginStore(cfg.maxLoginCodes())
 	s.limiter = newLimiter(cfg.rateLimit())
+	s.bills = newBillStore()
 	if s.v2, err = newV2State(id); err != nil {
 		return nil, err
 	}
@@ -320,6 +322,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.v3(ctx, epRefundQuery, fasthttp.MethodGet, s.refundQuery)
 	case string(path) == "/v3/certificates":
 		s.v3(ctx, epCertificates, fasthttp.MethodGet, s.certificates)
+	case string(path) == pathTradeBill:
+		s.v3(ctx, epBill, fasthttp.MethodGet, s.tradeBill)
+	case string(path) == pathFundFlowBill:
+		s.v3(ctx, epBill, fasthttp.MethodGet, s.fundFlowBill)
+	case string(path) == pathBillDownload:
+		s.billDownload(ctx)
 	case string(path) == "/sns/jscode2session":
 		s.jscode2session(ctx)
 	case string(path) == "/pay/unifiedorder":
@@ -578,6 +586,8 @@ func (s *Server) handleSim(ctx *fasthttp.RequestCtx, path []byte) {
 		s.simLedger(ctx)
 	case p == "/sim/v1/login" && m == fasthttp.MethodPost:
 		s.simLogin(ctx)
+	case (p == pathSimBillsSynthetic || p == pathSimBillsGenerate) && m == fasthttp.MethodPost:
+		s.simBills(ctx, p == pathSimBillsSynthetic)
 	case len(p) > len(pathSimOrders) && p[:len(pathSimOrders)] == pathSimOrders && m == fasthttp.MethodGet:
 		s.simOrder(ctx, p[len(pathSimOrders):])
 	case p == "/sim/v1/health":

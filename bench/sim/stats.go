@@ -31,6 +31,11 @@ type stats struct {
 	notifyFailed  atomic.Uint64 // failed attempts (non-2xx, error or timeout)
 	faults        [numFaults]faultCounters
 	apiFaults     [numFaultPoints][numAPIFaults]atomic.Uint64
+	// bills (bill.go)
+	billsGenerated atomic.Uint64
+	billsSynthetic atomic.Uint64
+	billDownloads  atomic.Uint64
+	billCorrupted  atomic.Uint64
 
 	mu      sync.Mutex
 	reasons map[string]uint64 // rejected WeChat API requests by code
@@ -53,6 +58,8 @@ const (
 	epLogin
 	epV2UnifiedOrder
 	epAbnormalRefund
+	epBill
+	epBillDownload
 	epSimPay
 	epOther
 	numEndpoints
@@ -60,7 +67,7 @@ const (
 
 var endpointNames = [numEndpoints]string{
 	"prepay", "query", "close", "refund", "refund_query", "certificates",
-	"jscode2session", "v2_unifiedorder", "apply_abnormal_refund", "sim_pay", "other",
+	"jscode2session", "v2_unifiedorder", "apply_abnormal_refund", "bill", "bill_download", "sim_pay", "other",
 }
 
 // Kinds of extra notification copies.
@@ -111,7 +118,16 @@ type Stats struct {
 	// tampered, stale). The Go name predates APIFaults; its JSON key is
 	// notify_faults.
 	Faults map[string]Fault `json:"notify_faults"`
+	Bills  BillStats        `json:"bills"`
 	Live   LiveStats        `json:"live"` // current sizes of bounded stores
+}
+
+// BillStats counts the daily bills (bill.go).
+type BillStats struct {
+	Generated uint64 `json:"generated"` // days frozen from the ledger
+	Synthetic uint64 `json:"synthetic"` // synthetic days registered
+	Downloads uint64 `json:"downloads"` // files served
+	Corrupted uint64 `json:"corrupted"` // of which corrupted on purpose (bill_download.corrupt)
 }
 
 // NotifyStats counts genuine notifications (one per payment or refund).
@@ -149,7 +165,9 @@ func (s *stats) snapshot() Stats {
 		RefundsDone: s.refundsDone.Load(), RefundsClosed: s.refundsClosed.Load(),
 		RefundsAbnormal: s.refundsAbnorm.Load(), AbnormalApplied: s.abnormalApply.Load(),
 		Logins: s.logins.Load(), PayRejected: s.payRejected.Load(),
-		Dropped:   s.dropped.Load(),
+		Dropped: s.dropped.Load(),
+		Bills: BillStats{Generated: s.billsGenerated.Load(), Synthetic: s.billsSynthetic.Load(),
+			Downloads: s.billDownloads.Load(), Corrupted: s.billCorrupted.Load()},
 		Requests:  make(map[string]uint64, numEndpoints),
 		Rejected:  map[string]uint64{},
 		APIFaults: make(map[string]uint64, int(numFaultPoints)*int(numAPIFaults)),

@@ -109,8 +109,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.Float64Var(&c.DropRate, "drop-rate", 0, "probability that an API answer is lost after processing")
 	fs.StringVar(&c.Faults, "faults", "",
 		"API faults, comma-separated endpoint.kind=rate, e.g. all.system_error=0.05,refund.lost=0.1,prepay.slow=0.01\n"+
-			"endpoints: prepay query close refund refund_query certificates login all\n"+
-			"kinds: system_error rate_limited bad_gateway slow lost")
+			"endpoints: prepay query close refund refund_query certificates login bill bill_download all\n"+
+			"kinds: system_error rate_limited bad_gateway slow lost; and bill_download.corrupt (a file whose digest fails)")
 	fs.DurationVar(&c.SlowDelay, "slow-delay", sim.DefaultSlowDelay, "delay of a slow fault's answer")
 	fs.StringVar(&c.RefundOutcomes, "refund-outcomes", sim.DefaultRefundOutcomes,
 		"how refunds end, e.g. success=0.9,closed=0.05,abnormal=0.05")
@@ -121,6 +121,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.DurationVar(&c.RefundDelay, "refund-delay", sim.DefaultRefundDelay,
 		"refund PROCESSING time before it ends SUCCESS, CLOSED or ABNORMAL (divided by --notify-speedup)")
 	fs.IntVar(&c.MaxLoginCodes, "max-login-codes", sim.DefaultMaxLoginCodes, "wx.login codes remembered")
+	fs.DurationVar(&c.BillReadyAfter, "bill-ready-after", sim.DefaultBillReadyAfter,
+		"when a day's bills can be downloaded, after the end of the day in Beijing time; 0 = at once")
 	fs.Uint64Var(&c.Seed, "seed", 0, "seed for fault injection, refund outcomes and mixed-mode notifications (0 = random)")
 	backend := fs.String("rsa-backend", openssl.NameAuto, "auto, go or openssl")
 	libPath := fs.String("openssl-lib", "", "libcrypto path for the openssl backend (default: libcrypto.so.3)")
@@ -154,6 +156,9 @@ func serve(args []string, stderr io.Writer) int {
 	c.RateLimit = *rate
 	if *rate == 0 {
 		c.RateLimit = sim.RateLimitOff
+	}
+	if c.BillReadyAfter == 0 {
+		c.BillReadyAfter = sim.BillReadyNow
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {

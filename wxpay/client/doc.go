@@ -1,6 +1,7 @@
 // Package client is the HTTP side of the WeChat Pay protocol: a merchant API
 // client (JSAPI prepay, query, close, refunds and abnormal refunds, platform
-// certificates), a
+// certificates, daily bills: TradeBill, FundFlowBill and DownloadBill, which
+// streams the file and checks its digest because WeChat does not sign it), a
 // refresher that keeps platform certificates current, and a jscode2session
 // login client. It runs on fasthttp's HostClient; the protocol itself
 // (signing, verification, AEAD, models) is package wxpay, which stays

@@ -8,10 +8,13 @@ import (
 
 // Observer receives one report per call when it ends: the operation
 // ("prepay", "query", "close", "refund.create", "refund.query",
-// "certificates", "jscode2session"), the HTTP status (0 when no answer was
+// "certificates", "jscode2session", "bill.trade", "bill.fundflow",
+// "bill.download"), the HTTP status (0 when no answer was
 // read), the call's latency and its error (nil on success). It is called
 // synchronously from the calling goroutine, possibly from many goroutines at
-// once: it must be safe for concurrent use and fast. Calls refused before
+// once: it must be safe for concurrent use and fast. (A "bill.download" is
+// reported when its stream ends, from the goroutine that read, closed or
+// cut it.) Calls refused before
 // sending (ErrInvalidRequest) are not reported.
 type Observer func(op string, status int, d time.Duration, err error)
 
