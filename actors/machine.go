@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wxpayd/wxpayd/actors/event"
@@ -381,7 +382,16 @@ func queried(cur store.Order, m *QueryDone, env Env) Outcome {
 	case wxpay.TradeStateSuccess, wxpay.TradeStateRefund:
 		tx := m.Tx
 		tx.TradeState = wxpay.TradeStateSuccess
-		return paid(cur, &tx, "", env)
+		o := paid(cur, &tx, "", env)
+		if m.Reconcile != "" && o.Order.State == store.StatePaid && cur.State != store.StatePaid {
+			// WeChat's bill knew of a payment we had missed.
+			msg := "paid found by reconciliation: " + m.Reconcile
+			o.Order.Alerts = append(slices.Clone(o.Order.Alerts), msg)
+			e := &o.Events[len(o.Events)-1]
+			e.Alert = strings.TrimPrefix(e.Alert+"; "+msg, "; ")
+			e.Reason = "reconcile"
+		}
+		return o
 	case wxpay.TradeStateClosed, wxpay.TradeStateRevoked:
 		if cur.State == store.StateCreated || cur.State == store.StatePrepaid {
 			return closed(cur, "closed at wechat", env)

@@ -76,6 +76,16 @@ type ApplyAbnormalRefund struct {
 	Request    wxpay.AbnormalRefundRequest
 }
 
+// Reconcile asks the order to find out now what WeChat knows of it (a
+// query, outside its schedule), because a reconciliation found WeChat's
+// bill disagreeing: Reason says how. A payment found this way is applied
+// like a query's, with an alert naming Reason. The reply comes once the
+// query's outcome is committed.
+type Reconcile struct {
+	OutTradeNo string
+	Reason     string
+}
+
 // Tick is the order's timer firing.
 type Tick struct{ OutTradeNo string }
 
@@ -85,6 +95,7 @@ type QueryDone struct {
 	OutTradeNo string
 	Tx         wxpay.Transaction
 	Err        error
+	Reconcile  string // the query a Reconcile asked for: its reason
 }
 
 // CloseDone is the result of closing an order at WeChat.
@@ -121,6 +132,7 @@ func (m *RefundNotified) orderKey() string      { return m.Notice.OutTradeNo }
 func (m *StartRefund) orderKey() string         { return m.OutTradeNo }
 func (m *ApplyAbnormalRefund) orderKey() string { return m.OutTradeNo }
 func (m *Tick) orderKey() string                { return m.OutTradeNo }
+func (m *Reconcile) orderKey() string           { return m.OutTradeNo }
 func (m *QueryDone) orderKey() string           { return m.OutTradeNo }
 func (m *CloseDone) orderKey() string           { return m.OutTradeNo }
 func (m *RefundDone) orderKey() string          { return m.OutTradeNo }

@@ -26,6 +26,10 @@ type orderActor struct {
 	inflight  int                    // WeChat calls (prepay or background) not yet answered
 	waiting   map[string]chan *Reply // out_refund_no → admin waiting for the refund call
 	prepaying bool                   // a prepay call is out
+	// reconciling waits for the query a Reconcile started (reconcileWhy
+	// is its reason, passed to the query's result).
+	reconciling  chan *Reply
+	reconcileWhy string
 	// prepayWaiters wait for the prepay call: its requester and replays.
 	prepayWaiters []prepayWaiter
 	queries       int         // active queries made since load (backoff)
@@ -53,7 +57,7 @@ func (a *orderActor) Receive(ctx actor.Context) {
 	case *idleCheck:
 		// The manager saw no message for a while. Stop only if nothing is
 		// pending here; the manager double-checks its own count.
-		if a.processed == msg.n && a.inflight == 0 && len(a.waiting) == 0 && len(a.prepayWaiters) == 0 {
+		if a.processed == msg.n && a.inflight == 0 && len(a.waiting) == 0 && len(a.prepayWaiters) == 0 && a.reconciling == nil {
 			ctx.Send(a.manager, &passivate{key: a.key, pid: ctx.Self(), n: a.processed})
 		}
 	case OrderMessage:
@@ -130,6 +134,12 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 			return // a call is out; its answer reschedules
 		}
 		out = tick(a.order, env)
+	case *Reconcile:
+		if a.inflight > 0 || a.reconciling != nil {
+			a.respond(&Reply{Status: StatusConflict, Order: a.order, Exists: true}) // a call is out: ask again
+			return
+		}
+		out = Outcome{Order: a.order, Status: StatusOK, Call: callQuery}
 	case *QueryDone:
 		a.inflight--
 		out = queried(a.order, m, env)
@@ -158,6 +168,13 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 	switch m := msg.(type) {
 	case *PrepayDone:
 		a.answerPrepay(m)
+	case *Reconcile:
+		a.reconciling, a.reconcileWhy, a.reply = a.reply, m.Reason, nil
+	case *QueryDone:
+		if a.reconciling != nil {
+			answer(a.reconciling, &Reply{Status: out.Status, Order: a.order, Exists: true, Err: m.Err})
+			a.reconciling = nil
+		}
 	case *StartRefund, *ApplyAbnormalRefund:
 		if (out.Call == callRefund || out.Call == callApplyAbnormal) && a.reply != nil {
 			if a.waiting == nil {
@@ -193,6 +210,10 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 			// The call queue is full, or the refund budget spent: try again
 			// soon rather than drop it (tick waits for the schedule).
 			a.schedule(env.Now.Add(5 * time.Second))
+			if _, ok := msg.(*Reconcile); ok && a.reconciling != nil {
+				answer(a.reconciling, &Reply{Err: ErrOverloaded})
+				a.reconciling = nil
+			}
 			if out.Refund != nil {
 				if p, ok := a.waiting[out.Refund.OutRefundNo]; ok {
 					delete(a.waiting, out.Refund.OutRefundNo)
@@ -268,9 +289,11 @@ func (a *orderActor) startCall(kind callKind, r *store.Refund, apply *wxpay.Abno
 	var fn func(ctx context.Context) OrderMessage
 	switch kind {
 	case callQuery:
+		why := a.reconcileWhy
+		a.reconcileWhy = ""
 		fn = func(ctx context.Context) OrderMessage {
 			tx, err := s.wechat.QueryByOutTradeNo(ctx, otn)
-			return &QueryDone{OutTradeNo: otn, Tx: tx, Err: err}
+			return &QueryDone{OutTradeNo: otn, Tx: tx, Err: err, Reconcile: why}
 		}
 	case callClose:
 		fn = func(ctx context.Context) OrderMessage {

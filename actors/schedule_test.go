@@ -163,3 +163,32 @@ func TestAbnormalRefundIsRecordedOnceThenApplied(t *testing.T) {
 	h.sys.timers.poke()
 	eventually(t, "refunded", func() bool { return h.order(t, otn).State == store.StateRefunded })
 }
+
+// TestReconcileAppliesAMissedPayment: WeChat has the payment, wxpayd never
+// heard of it (no notification, its timer not yet due). A Reconcile queries
+// now and pays the order, once, with an alert; a second Reconcile changes
+// nothing.
+func TestReconcileAppliesAMissedPayment(t *testing.T) {
+	t.Parallel()
+	wc := &scriptedWeChat{state: map[string]string{}}
+	h := newHarness(t, t.TempDir(), time.Second, wc, nil)
+	h.putSKU(t, "r", 2, 0)
+	ctx := context.Background()
+	otn := "01KRECON0001"
+	if _, err := h.buy(ctx, "r", otn, "b", 1); err != nil {
+		t.Fatal(err)
+	}
+	wc.set(otn, wxpay.TradeStateSuccess)
+	r, err := h.sys.Request(ctx, &Reconcile{OutTradeNo: otn, Reason: "in the trade bill, not paid here"})
+	if err != nil || r.Order.State != store.StatePaid || len(r.Order.Alerts) != 1 {
+		t.Fatalf("reconcile: %v %s %v", err, r.Order.State, r.Order.Alerts)
+	}
+	if r, err := h.sys.Request(ctx, &Reconcile{OutTradeNo: otn, Reason: "again"}); err != nil || r.Order.Seq != 3 {
+		t.Fatalf("second reconcile: %v seq %d", err, r.Order.Seq)
+	}
+	hist, _ := h.st.History(otn)
+	if len(hist) != 3 || hist[2].Type != "order.paid" || hist[2].Reason != "reconcile" || hist[2].Alert == "" {
+		t.Fatalf("history %+v", hist)
+	}
+	eventually(t, "stock sold", func() bool { v, _ := h.sys.Inventory().Get(ctx, "r"); return v.Sold == 1 && v.Reserved == 0 })
+}

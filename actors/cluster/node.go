@@ -402,6 +402,8 @@ func orderKey(msg actors.OrderMessage) string {
 		return m.OutTradeNo
 	case *actors.ApplyAbnormalRefund:
 		return m.OutTradeNo
+	case *actors.Reconcile:
+		return m.OutTradeNo
 	}
 	return ""
 }

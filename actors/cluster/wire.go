@@ -20,6 +20,7 @@ const (
 	tRefundNotify = "refund_notified"
 	tStartRefund  = "start_refund"
 	tApplyAbn     = "apply_abnormal_refund"
+	tReconcile    = "reconcile"
 	tReserve      = "reserve"
 	tSettle       = "settle"
 	tPutSKU       = "put_sku"
@@ -109,6 +110,8 @@ func encodeOrder(msg actors.OrderMessage) (envelope, error) {
 		t = tStartRefund
 	case *actors.ApplyAbnormalRefund:
 		t = tApplyAbn
+	case *actors.Reconcile:
+		t = tReconcile
 	default:
 		return envelope{}, fmt.Errorf("cluster: %T is not routed between nodes", msg)
 	}
@@ -131,6 +134,8 @@ func decodeOrder(e envelope) (actors.OrderMessage, error) {
 		m = &actors.StartRefund{}
 	case tApplyAbn:
 		m = &actors.ApplyAbnormalRefund{}
+	case tReconcile:
+		m = &actors.Reconcile{}
 	default:
 		return nil, nil
 	}

@@ -19,6 +19,7 @@ func TestOrderMessagesSurviveTheEnvelope(t *testing.T) {
 		&actors.PaymentNotified{NotifyID: "n1", Tx: wxpay.Transaction{OutTradeNo: "02abc", TradeState: "SUCCESS", Amount: wxpay.TransactionAmount{Total: 200}}},
 		&actors.RefundNotified{NotifyID: "n2", Notice: wxpay.RefundNotice{OutTradeNo: "02abc", OutRefundNo: "02abc-R1"}},
 		&actors.StartRefund{OutTradeNo: "02abc", OutRefundNo: "02abc-R1", Amount: 100},
+		&actors.Reconcile{OutTradeNo: "02abc", Reason: "paid at wechat"},
 		&actors.ApplyAbnormalRefund{OutTradeNo: "02abc", Request: wxpay.AbnormalRefundRequest{OutRefundNo: "02abc-R1", Type: "MERCHANT_BANK_CARD"}},
 	}
 	for _, m := range msgs {
