@@ -9,18 +9,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
-
-	"github.com/wxpayd/wxpayd/wxpay"
 )
 
-// metrics are the server's Prometheus series. Names are a contract with
-// the dashboards in deploy/.
+// metrics are the server's Prometheus series; the WeChat Pay calls' are
+// WeChatMetrics (wechat_metrics.go). Names are a contract with the
+// dashboards in deploy/.
 type metrics struct {
 	requests      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	notifications *prometheus.CounterVec
-	wechat        *prometheus.HistogramVec
-	wechatErrors  *prometheus.CounterVec
 	admission     *prometheus.CounterVec
 	handler       fasthttp.RequestHandler
 }
@@ -37,13 +34,6 @@ func newMetrics(reg prometheus.Registerer, g prometheus.Gatherer, s *Server) (*m
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxpayd_notifications_total", Help: "WeChat notifications by kind and outcome.",
 		}, []string{"kind", "outcome"}),
-		wechat: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "wxpayd_wechat_call_duration_seconds", Help: "WeChat Pay API call latency by operation and outcome.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"op", "outcome"}),
-		wechatErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wxpayd_wechat_errors_total", Help: "WeChat Pay API errors by operation and code.",
-		}, []string{"op", "code"}),
 		admission: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxpayd_admission_rejections_total", Help: "Requests refused at admission, by lane (prepay, notify, budget).",
 		}, []string{"lane"}),
@@ -70,7 +60,7 @@ func newMetrics(reg prometheus.Registerer, g prometheus.Gatherer, s *Server) (*m
 			func() float64 { return float64(s.notify.inUse()) }),
 	}
 	if reg != nil {
-		for _, c := range append([]prometheus.Collector{m.requests, m.latency, m.notifications, m.wechat, m.wechatErrors, m.admission}, gauges...) {
+		for _, c := range append([]prometheus.Collector{m.requests, m.latency, m.notifications, m.admission}, gauges...) {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -98,25 +88,5 @@ func (m *metrics) observe(route string, status int, d time.Duration) {
 }
 
 func (m *metrics) serve(ctx *fasthttp.RequestCtx) { m.handler(ctx) }
-
-// ObserveWeChat records one WeChat API call (every call the client makes:
-// prepay from the ingress, query/close/refund from the order timers). Give
-// it to client.WithObserver. Safe for concurrent use.
-func (s *Server) ObserveWeChat(op string, status int, d time.Duration, err error) {
-	m := s.metrics
-	outcome := "ok"
-	if err != nil {
-		outcome = "error"
-		code, ok := wxpay.APIErrorCode(err)
-		if !ok {
-			code = "HTTP_" + strconv.Itoa(status)
-			if status == 0 {
-				code = "TRANSPORT"
-			}
-		}
-		m.wechatErrors.WithLabelValues(op, code).Inc()
-	}
-	m.wechat.WithLabelValues(op, outcome).Observe(d.Seconds())
-}
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -48,6 +48,10 @@ type Config struct {
 	ShardPrefix string
 	// MaxRequestBody bounds every request body (default 64 KiB).
 	MaxRequestBody int
+	// CORSOrigins are the browser origins (scheme://host[:port]) allowed to
+	// call /api/v1/ across origins, e.g. wxpaysim's Mini Program simulator
+	// page; empty (the default) answers no CORS. See cors.go.
+	CORSOrigins []string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives one line per notable event (default slog.Default).
@@ -91,6 +95,8 @@ func (c *Config) Validate() error {
 		return errors.New("ingress: AdminToken must be at least 16 bytes")
 	case len(c.ShardPrefix) != 2 || !isShard(c.ShardPrefix):
 		return errors.New("ingress: ShardPrefix must be 2 characters of [0-9A-Z]")
+	case !validOrigins(c.CORSOrigins):
+		return errors.New("ingress: CORSOrigins must be http:// or https:// origins without a path")
 	}
 	return nil
 }
@@ -240,7 +246,7 @@ const (
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
-	route := s.dispatch(ctx)
+	route := s.cors(ctx, s.dispatch)
 	s.metrics.observe(route, ctx.Response.StatusCode(), time.Since(start))
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -59,14 +58,20 @@ var settings = []setting{
 	{"WXPAYD_CLUSTER_TIMEOUT", "3s", "cluster mode: deadline of a request to another node"},
 	{"WXPAYD_CLUSTER_RECONCILE_AFTER", "2m", "cluster mode: age after which a stock hold for another node's order is checked against the order"},
 	{"WXPAYD_CLUSTER_FORM_TIMEOUT", "30s", "cluster mode: /readyz answers 503 until every shard has joined, or for this long after start"},
+	{"WXPAYD_CORS_ORIGINS", "", "comma-separated browser origins allowed to call /api/v1/ across origins, e.g. wxpaysim's Mini Program page http://127.0.0.1:9090 (empty: no CORS)"},
 	{"WXPAYD_LOG_LEVEL", "info", "log level: debug, info, warn, error"},
 }
 
 func flagName(env string) string { return strings.ToLower(strings.ReplaceAll(env, "_", "-")) }
 
-// values resolves every setting from flags and the environment.
+// values holds every setting by its variable name, resolved from flags,
+// the environment and the defaults.
 type values map[string]string
 
+// load resolves every setting. Its errors are the command line's: an
+// unknown or malformed flag (the flag package has printed it and the
+// usage), or an argument, since wxpayd takes none; -h gives flag.ErrHelp.
+// Values are not checked here but where they are used (newApp).
 func load(args []string, getenv func(string) string) (values, error) {
 	fs := flag.NewFlagSet("wxpayd", flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
@@ -149,5 +154,3 @@ func (v values) secret(name string, minLen int) ([]byte, error) {
 	}
 	return b, nil
 }
-
-var errUsage = errors.New("usage")

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/wxpayd/wxpayd/actors/store"
+	"github.com/wxpayd/wxpayd/bench/sim"
 )
 
 // TestConfigurationDocMatchesSettings keeps docs/configuration.md and the
@@ -64,7 +69,7 @@ func TestMissingSettingsAreNamedWithoutSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = build(v, newLogger("error"))
+	_, err = newApp(v, newLogger("error"))
 	if err == nil || !strings.Contains(err.Error(), "WXPAY_APPID") || !strings.Contains(err.Error(), "WXPAYD_DATA_DIR") {
 		t.Fatalf("want the missing names, got %v", err)
 	}
@@ -74,7 +79,81 @@ func TestMissingSettingsAreNamedWithoutSecrets(t *testing.T) {
 	if _, err := load([]string{"-wxpayd-order-ttl", "5m"}, func(string) string { return "" }); err != nil {
 		t.Fatal(err)
 	}
-	if code := run([]string{"-no-such-flag"}, func(string) string { return "" }); code != exitConfig {
-		t.Fatalf("bad flag exit %d", code)
+}
+
+// TestExitCodes runs wxpayd up to the exit code of each kind of failed
+// start: the command line (2), a setting or key file (3), a component
+// (1). A component that cannot start leaves nothing open: the state
+// directory opens again at once.
+func TestExitCodes(t *testing.T) {
+	keys := t.TempDir()
+	if _, err := sim.Keygen(keys, sim.KeygenOptions{}); err != nil {
+		t.Fatal(err)
 	}
+	identity := map[string]string{"WXPAYD_LOG_LEVEL": "error"}
+	for _, line := range strings.Split(string(readTestFile(t, filepath.Join(keys, sim.FileEnv))), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(k, "WXPAY") {
+			identity[k] = v
+		}
+	}
+	for name, content := range map[string]string{"admin_token": strings.Repeat("a", 16), "session_secret": strings.Repeat("s", 32)} {
+		if err := os.WriteFile(filepath.Join(keys, name), []byte(content+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	identity["WXPAYD_ADMIN_TOKEN_FILE"] = filepath.Join(keys, "admin_token")
+	identity["WXPAYD_SESSION_SECRET_FILE"] = filepath.Join(keys, "session_secret")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() }) // after the parallel subtests
+
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string // over the identity, "" removes
+		want int
+	}{
+		{"an unknown flag is a usage error", []string{"-no-such-flag"}, nil, exitUsage},
+		{"an argument is a usage error", []string{"serve"}, nil, exitUsage},
+		{"-h asks for the usage and is no error", []string{"-h"}, nil, exitOK},
+		{"a missing setting is a configuration error", nil, map[string]string{"WXPAY_MCHID": ""}, exitConfig},
+		{"a malformed setting is a configuration error", nil, map[string]string{"WXPAYD_ORDER_TTL": "soon"}, exitConfig},
+		{"a flag's bad value is a configuration error", []string{"-wxpayd-shard=010"}, nil, exitConfig},
+		{"a missing key file is a configuration error", nil, map[string]string{"WXPAY_MERCHANT_KEY_FILE": filepath.Join(keys, "absent.pem")}, exitConfig},
+		{"a listener that cannot bind is a start failure", nil, map[string]string{"WXPAYD_LISTEN": busy.Addr().String()}, exitRuntime},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dataDir := t.TempDir()
+			env := map[string]string{"WXPAYD_DATA_DIR": dataDir, "WXPAYD_LISTEN": "127.0.0.1:0"}
+			for k, v := range identity {
+				env[k] = v
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			if code := run(tt.args, func(k string) string { return env[k] }); code != tt.want {
+				t.Fatalf("exit code %d, want %d", code, tt.want)
+			}
+			st, err := store.Open(filepath.Join(dataDir, "state"), store.Options{})
+			if err != nil {
+				t.Fatalf("the state directory is still held after the exit: %v", err)
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func readTestFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
