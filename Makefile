@@ -11,7 +11,7 @@ FUZZTIME ?= 60s
 # Packages whose concurrency is their job run under the race detector.
 RACE_PKGS ?= $(shell $(GO) list ./actors/... ./sink/... ./ingress/... ./wxpay/client/... ./wxpay/openssl/... ./bench/sim/... ./bench/load/... 2>/dev/null)
 
-.PHONY: all build run test unit race peers fuzz fuzz-brief lint bench services-up services-down services-status clean
+.PHONY: all build run test unit race peers fuzz fuzz-brief lint bench chaos services-up services-down services-status browser-deps clean
 
 all: build
 
@@ -23,7 +23,9 @@ run: build services-up
 	bash deploy/local/run-stack.sh
 
 ## test: lint, unit, race, SDK cross-checks, brief fuzzing, integration.
-test: lint services-up
+test: lint services-up browser-deps
+	@echo "== Mini Program modules (examples/miniprogram, node's test runner)"
+	node --test examples/miniprogram/test/*.test.js
 	@echo "== unit and integration tests (services required)"
 	eval "$$($(SERVICES) env)"; WXPAYD_INTEGRATION=1 $(GO) test -count=1 -timeout 20m -skip '^TestOutage' ./...
 	@echo "== outage tests: they stop and restart the shared Kafka and ClickHouse, so they run alone"
@@ -52,12 +54,27 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+## chaos: the long chaos audit (bench/chaos): buyers racing, WeChat failing, wxpayd
+## SIGKILLed at least KILLS times over DURATION; SEED replays a run (make chaos SEED=42).
+## make test runs the short version (2m, 3 kills) with the other tests.
+SEED          ?=
+DURATION      ?= 10m
+KILLS         ?= 20
+CHAOS_TIMEOUT ?= 3h
+chaos:
+	WXPAYD_INTEGRATION=1 CHAOS_SEED=$(SEED) CHAOS_DURATION=$(DURATION) CHAOS_KILLS=$(KILLS) \
+	  $(GO) test -count=1 -v -run '^TestChaos$$' -timeout $(CHAOS_TIMEOUT) ./bench/chaos/
+
 ## bench: micro-benchmarks side by side with the SDKs; writes docs/benchmarks.md.
 bench: build
 	bash bench/run-bench.sh
 
 services-up:
 	$(SERVICES) up
+
+## browser-deps: Chromium, a CJK font and Node.js for bench/browser and examples/miniprogram/test.
+browser-deps:
+	bash deploy/local/browser.sh install
 
 services-down:
 	$(SERVICES) down

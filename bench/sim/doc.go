@@ -50,6 +50,9 @@
 //	GET  /sim/v1/health                      200 once serving
 //	POST /sim/v1/bills/generate {"date"}     freeze a day's bills from the ledger now
 //	POST /sim/v1/bills/synthetic {"date","rows"}  a generated bill of any size (benchmarks)
+//	POST /sim/v1/requestPayment {...}        WeChat's client's check of wx.requestPayment's parameters
+//	                                         (paySign, prepay, payer): 200 the pay sheet, or 400/404/409 (miniprogram.go)
+//	GET  /sim/miniprogram/                   the Mini Program simulator page (miniprogram.go)
 //
 // After a payment the TRANSACTION.SUCCESS notification (§5.1 envelope,
 // AEAD_AES_256_GCM resource) goes to the order's notify_url and is retried on
@@ -127,6 +130,11 @@
 //     called but never created), are the simulator's, not WeChat's.
 //   - notify_url may be http:// (WeChat requires https) so a local merchant
 //     can be reached.
+//   - wx.requestPayment (/sim/v1/requestPayment and the simulator page):
+//     a paySign that does not verify fails "requestPayment:fail
+//     支付验证签名失败", the wording buyers and developers report; the
+//     client's other failures (unknown, paid, expired prepay, another payer)
+//     carry this simulator's codes and messages.
 //   - Bills (bill.go lists the model): the day a refund row lands on (the
 //     day it was requested), its 退款金额 while not successful (its
 //     amount), 退款状态 values other than SUCCESS (PROCESSING, REFUNDCLOSE,

@@ -586,6 +586,10 @@ func (s *Server) handleSim(ctx *fasthttp.RequestCtx, path []byte) {
 		s.simLedger(ctx)
 	case p == "/sim/v1/login" && m == fasthttp.MethodPost:
 		s.simLogin(ctx)
+	case p == "/sim/v1/requestPayment" && m == fasthttp.MethodPost:
+		s.simRequestPayment(ctx)
+	case bytes.HasPrefix(path, []byte("/sim/miniprogram")):
+		s.simMiniProgram(ctx, p)
 	case (p == pathSimBillsSynthetic || p == pathSimBillsGenerate) && m == fasthttp.MethodPost:
 		s.simBills(ctx, p == pathSimBillsSynthetic)
 	case len(p) > len(pathSimOrders) && p[:len(pathSimOrders)] == pathSimOrders && m == fasthttp.MethodGet:

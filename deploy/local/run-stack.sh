@@ -49,6 +49,10 @@ set +a
 export WXPAYD_LISTEN="$listen" WXPAYD_DATA_DIR="$run/data" \
   WXPAYD_ADMIN_TOKEN_FILE="$run/secrets/admin_token" WXPAYD_SESSION_SECRET_FILE="$run/secrets/session_secret" \
   WXPAYD_KAFKA_BROKERS="$KAFKA_ADDR" WXPAYD_CLICKHOUSE_ADDR="$CLICKHOUSE_ADDR"
+# The Mini Program simulator page is served by wxpaysim, another origin than wxpayd's:
+# wxpayd must allow it to call /api/v1/ (ingress/cors.go).
+export WXPAYD_CORS_ORIGINS="${WXPAYD_CORS_ORIGINS:-http://$sim_addr}"
+page="http://$sim_addr/sim/miniprogram/?api=http://$listen&sku=tea"
 
 cat <<MSG
 run-stack: wxpaysim on http://$sim_addr (log $run/logs/wxpaysim.log)
@@ -57,9 +61,27 @@ run-stack: admin token in $run/secrets/admin_token; try:
   curl -X PUT -H "Authorization: Bearer \$(cat $run/secrets/admin_token)" http://$listen/admin/v1/skus/tea \\
        -d '{"description":"tea","price":888,"stock":100,"per_buyer_limit":2}'
   curl -X POST http://$listen/api/v1/login -d '{"code":"code-alice"}'
+run-stack: the Mini Program simulator (log in, buy, pay as a buyer) once wxpayd is ready:
+  $page
 MSG
 "$bin/wxpayd" &
 wxpayd_pid=$!
+# Once wxpayd is ready: a demo SKU for the page (only when there is none), then the page's URL.
+(
+  ready=0
+  for _ in $(seq 300); do
+    curl -fsS "http://$listen/readyz" >/dev/null 2>&1 && { ready=1; break; }
+    sleep 0.1
+  done
+  [ "$ready" = 1 ] || exit 0
+  auth="Authorization: Bearer $(cat "$run/secrets/admin_token")"
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$auth" "http://$listen/admin/v1/skus/tea")" = 404 ]; then
+    curl -fsS -o /dev/null -X PUT -H "$auth" "http://$listen/admin/v1/skus/tea" \
+      -d '{"description":"tea","price":888,"stock":100,"per_buyer_limit":2}' &&
+      echo "run-stack: created the demo SKU tea (100 at ¥8.88, 2 per buyer)"
+  fi
+  echo "run-stack: buy as a Mini Program buyer in your browser: $page"
+) &
 trap 'kill -TERM "$wxpayd_pid" 2>/dev/null || true' INT TERM
 set +e
 wait "$wxpayd_pid"
