@@ -4,7 +4,8 @@
 //
 // An order's life, all in its actor (order.go, prepay.go): a buyer's
 // Prepay reserves stock, takes a token of the merchant's prepay budget,
-// commits CREATED, calls WeChat and answers when the outcome is committed;
+// commits CREATED, calls WeChat and answers when the outcome is committed
+// (a shop's Checkout, checkout.go, does the same without stock);
 // notifications (PaymentNotified, RefundNotified), admin requests
 // (StartRefund, ApplyAbnormalRefund) and the order's timer (Tick: query,
 // close, refund query) are applied the same way. Each message runs through

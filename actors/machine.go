@@ -92,6 +92,7 @@ func (o *Outcome) emit(typ string, env Env, fill func(e *event.Event)) {
 		Seq: o.Order.Seq, TimeMs: env.Now.UnixMilli(), State: string(o.Order.State), SKU: o.Order.SKU,
 		Quantity: o.Order.Quantity, OpenID: o.Order.OpenID, Amount: o.Order.Total,
 		TransactionID: o.Order.TransactionID, RefundedTotal: o.Order.RefundedFen,
+		ShopOrderID: o.Order.ShopOrderID, Attach: o.Order.Attach,
 	}
 	if fill != nil {
 		fill(&e)

@@ -98,6 +98,10 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 		a.prepay(m, env)
 		return
 	}
+	if m, ok := msg.(*Checkout); ok {
+		a.checkout(m, env)
+		return
+	}
 	if !a.exists {
 		if _, isTick := msg.(*Tick); !isTick {
 			a.respond(&Reply{Status: StatusNotFound})
@@ -154,6 +158,9 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 		return
 	}
 	resetSchedule(&a.order, &out)
+	if a.order.SKU == "" {
+		out.Stock = stockNone // a shop's checkout order holds no stock
+	}
 	if out.Write {
 		if err := a.commit(msg, &out); err != nil {
 			a.sys.metrics.StoreErrors.Add(1)
@@ -252,6 +259,7 @@ func (a *orderActor) commit(msg OrderMessage, out *Outcome) error {
 	w.PutOrder(&out.Order)
 	for i := range out.Events {
 		w.AddEvent(&out.Events[i])
+		w.IndexDay(&out.Events[i]) // payments and refunds by day, for reconciliation
 	}
 	o := &out.Order
 	if _, ok := msg.(*Prepay); ok && out.Status == StatusCreated {

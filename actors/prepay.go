@@ -80,6 +80,17 @@ func (a *orderActor) replay(m *Prepay, env Env) {
 	case !sameRequest(o, m):
 		a.respond(&Reply{Status: StatusIdemReused})
 		return
+	}
+	a.resume(env)
+}
+
+// resume answers a replayed request (a Prepay or a Checkout) that asks for
+// what the order holds: the order as it stands, the answer of the prepay
+// call in flight, or a new prepay call when the last one's outcome is
+// unknown.
+func (a *orderActor) resume(env Env) {
+	o := &a.order
+	switch {
 	case o.State != store.StateCreated:
 		a.respond(&Reply{Status: StatusOK, Order: *o, Exists: true})
 		return
@@ -121,8 +132,9 @@ func (a *orderActor) startPrepay(wait time.Duration, status Status, env Env) {
 	s, cfg, o := a.sys, &a.sys.cfg, &a.order
 	req := &wxpay.PrepayRequest{
 		AppID: cfg.AppID, MchID: cfg.MchID, Description: truncateUTF8(o.Description, 127),
-		OutTradeNo: o.OutTradeNo, TimeExpire: rfc3339(o.ExpiresMs), NotifyURL: cfg.NotifyURL,
+		OutTradeNo: o.OutTradeNo, TimeExpire: rfc3339(o.ExpiresMs), Attach: o.Attach, NotifyURL: cfg.NotifyURL,
 		Amount: wxpay.Amount{Total: o.Total, Currency: "CNY"}, Payer: wxpay.Payer{OpenID: o.OpenID},
+		Detail: goodsDetail(o.LineItems),
 	}
 	timeout := cfg.PrepayTimeout
 	ok := s.prepays.submit(func() {

@@ -183,19 +183,28 @@ func (s *Server) existing(ctx *fasthttp.RequestCtx, o *store.Order) {
 	s.respondOrder(ctx, fasthttp.StatusOK, o)
 }
 
-// respondOrder writes the order view; a PREPAID order gets freshly signed
-// payment parameters (same prepay_id, new nonce and timestamp).
+// respondOrder writes the order view (payView).
 func (s *Server) respondOrder(ctx *fasthttp.RequestCtx, status int, o *store.Order) {
+	v, err := s.payView(o)
+	if err != nil {
+		s.failErr(ctx, err)
+		return
+	}
+	s.json(ctx, status, v)
+}
+
+// payView is the order view; a PREPAID order gets freshly signed payment
+// parameters (same prepay_id, new nonce and timestamp).
+func (s *Server) payView(o *store.Order) (orderView, error) {
 	v := viewOf(o)
 	if o.State == store.StatePrepaid && o.PrepayID != "" {
 		p, err := s.d.Signer.RequestPayment(s.cfg.AppID, o.PrepayID, s.cfg.Now().Unix(), wxpay.NewNonce())
 		if err != nil {
-			s.failErr(ctx, err)
-			return
+			return v, err
 		}
 		v.Payment = &p
 	}
-	s.json(ctx, status, v)
+	return v, nil
 }
 
 // ownOrder loads an order and checks that the session's buyer owns it;

@@ -20,6 +20,7 @@ import (
 	"github.com/wxpayd/wxpayd/actors"
 	"github.com/wxpayd/wxpayd/actors/store"
 	"github.com/wxpayd/wxpayd/bench/cpustat"
+	"github.com/wxpayd/wxpayd/sink/webhook"
 	"github.com/wxpayd/wxpayd/wxpay"
 	"github.com/wxpayd/wxpayd/wxpay/openssl"
 )
@@ -103,9 +104,24 @@ func BenchmarkSoldOut(b *testing.B) {
 //	      idle time of prepay: the common case in a flash sale).
 //	cold: every order's actor has passivated, so each notification first
 //	      reloads the order from the store (a slow payer).
+//
+// Side by side, the same with webhooks on (the default subscription, so
+// each PAID write also queues a webhook entry; webhooks_bench_test.go):
+//
+//	-queued:   the deliverer waits until the timed window ends (the cost
+//	           of queueing in the PAID write alone);
+//	-webhooks: the deliverer posts to a local endpoint (a child process)
+//	           during the window.
 func BenchmarkNotifyAck(b *testing.B) {
-	b.Run("warm", func(b *testing.B) { benchNotifyAck(b, time.Hour, false) })
-	b.Run("cold", func(b *testing.B) { benchNotifyAck(b, 200*time.Millisecond, true) })
+	for _, temp := range []struct {
+		name string
+		idle time.Duration
+		cold bool
+	}{{"warm", time.Hour, false}, {"cold", 200 * time.Millisecond, true}} {
+		b.Run(temp.name, func(b *testing.B) { benchNotifyAck(b, temp.idle, temp.cold, hooksOff) })
+		b.Run(temp.name+"-queued", func(b *testing.B) { benchNotifyAck(b, temp.idle, temp.cold, hooksQueued) })
+		b.Run(temp.name+"-webhooks", func(b *testing.B) { benchNotifyAck(b, temp.idle, temp.cold, hooksDeliver) })
+	}
 }
 
 // notifyParallelism is goroutines per GOMAXPROCS sending notifications
@@ -117,8 +133,16 @@ func notifyParallelism() int {
 	return 16
 }
 
-func benchNotifyAck(b *testing.B, idle time.Duration, cold bool) {
-	s := newStack(b, stackOpts{idle: idle})
+func benchNotifyAck(b *testing.B, idle time.Duration, cold bool, hooks string) {
+	o := stackOpts{idle: idle}
+	if hooks != hooksOff {
+		sub, err := webhook.NewSubscription(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		o.store.Webhook = sub.Match
+	}
+	s := newStack(b, o)
 	ctx := context.Background()
 	n := b.N
 	if _, err := s.sys.Inventory().Put(ctx, skuOf("ack", int64(n))); err != nil {
@@ -176,6 +200,13 @@ func benchNotifyAck(b *testing.B, idle time.Duration, cold bool) {
 	c := loadClient(s.url[len("http://"):])
 	lat := make([]time.Duration, n)
 	var next, bad atomic.Int64
+	var wh *benchHooks
+	if hooks != hooksOff {
+		wh = newBenchHooks(b, s.st)
+		if hooks == hooksDeliver {
+			wh.run()
+		}
+	}
 	b.ReportAllocs()
 	b.SetParallelism(notifyParallelism())
 	stopProfile := profileTimed(b)
@@ -208,6 +239,9 @@ func benchNotifyAck(b *testing.B, idle time.Duration, cold bool) {
 	b.StopTimer()
 	took := time.Since(start)
 	cpu1, _ := cpustat.Process()
+	if wh != nil {
+		wh.report(n, took)
+	}
 	stopProfile()
 	if path := os.Getenv("WXPAYD_BENCH_STORE_METRICS"); path != "" {
 		// Pebble's view after the run: LSM shape, cache hits, compactions.

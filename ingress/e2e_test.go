@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -64,6 +65,7 @@ type stack struct {
 	url   string
 	clock *offsetClock
 	prep  *timedPrepayer
+	v2    *wxpay.V2Merchant // the APIv2 merchant (stackOpts.api "v2"); nil on APIv3
 	admin string
 	http  *http.Client
 	stop  func()
@@ -73,14 +75,14 @@ type stack struct {
 // long WeChat (the simulator) took for each prepay, so benchmarks can
 // subtract it from the request's latency.
 type timedPrepayer struct {
-	*client.Client
-	mu   sync.Mutex
-	took map[string]time.Duration
+	actors.WeChat // *client.Client, or *client.V2Client for an APIv2 stack
+	mu            sync.Mutex
+	took          map[string]time.Duration
 }
 
 func (p *timedPrepayer) Prepay(ctx context.Context, req *wxpay.PrepayRequest) (wxpay.PrepayResponse, error) {
 	t0 := time.Now()
-	r, err := p.Client.Prepay(ctx, req)
+	r, err := p.WeChat.Prepay(ctx, req)
 	d := time.Since(t0)
 	p.mu.Lock()
 	p.took[req.OutTradeNo] = d
@@ -93,6 +95,17 @@ type stackOpts struct {
 	simCfg        func(*sim.Config)
 	prepayQPS     int
 	idle          time.Duration // order actors' idle time before passivation (default 1 s)
+	// api "v2" runs the merchant on APIv2 as wxpayd's WXPAY_API=v2 does:
+	// the APIv2 client (client certificate TLS to the simulator's TLS
+	// listener for refunds), v2 notify URLs, v2 paySign with v2SignType
+	// (MD5 when empty), and no APIv3 notification parser.
+	api        string
+	v2SignType wxpay.V2SignType
+	// wechatURL, when set, is where the WeChat Pay client sends its calls
+	// instead of the simulator (benchmarks answer from a constant).
+	wechatURL string
+	// store are the store's options (webhooks: bench_test.go)
+	store store.Options
 }
 
 func newStack(t testing.TB, o stackOpts) *stack {
@@ -141,15 +154,23 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pay, err := client.New(client.Config{BaseURL: sm.URL()}, signer, verifier)
-	if err != nil {
+	var pay interface {
+		actors.WeChat
+		Shutdown(context.Context) error
+	}
+	var paySigner PaySigner = signer
+	notifyPath, notifyParser := "/wxpay/v3/notify", wxpay.NewNotifyParser(verifier, aead)
+	if o.api == "v2" {
+		s.v2 = v2Merchant(t, id, o.v2SignType)
+		paySigner, notifyPath, notifyParser = s.v2, "/wxpay/v2/notify", nil
+	} else if pay, err = client.New(client.Config{BaseURL: cmp.Or(o.wechatURL, sm.URL())}, signer, verifier); err != nil {
 		t.Fatal(err)
 	}
 	login, err := client.NewLoginClient(client.LoginConfig{BaseURL: sm.URL(), AppID: id.AppID, AppSecret: id.AppSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.st, err = store.Open(t.TempDir(), store.Options{}); err != nil {
+	if s.st, err = store.Open(t.TempDir(), o.store); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -157,16 +178,20 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		t.Fatal(err)
 	}
 	s.url = "http://" + ln.Addr().String()
-	notifyURL := s.url + "/wxpay/v3/notify"
+	notifyURL, refundURL := s.url+notifyPath, s.url+"/wxpay/v2/refund-notify"
 	if o.deadNotifyURL {
 		dead, _ := net.Listen("tcp", "127.0.0.1:0")
-		notifyURL = "http://" + dead.Addr().String() + "/wxpay/v3/notify"
+		notifyURL = "http://" + dead.Addr().String() + notifyPath
+		refundURL = "http://" + dead.Addr().String() + "/wxpay/v2/refund-notify"
 		_ = dead.Close()
+	}
+	if o.api == "v2" {
+		pay = v2Client(t, id, s.v2, cmp.Or(o.wechatURL, sm.URL()), sm.TLSURL(), refundURL)
 	}
 	if o.idle <= 0 {
 		o.idle = time.Second
 	}
-	s.prep = &timedPrepayer{Client: pay, took: map[string]time.Duration{}}
+	s.prep = &timedPrepayer{WeChat: pay, took: map[string]time.Duration{}}
 	if s.sys, err = actors.New(actors.Config{AppID: id.AppID, MchID: id.MchID, NotifyURL: notifyURL, Now: s.clock.now,
 		Idle: o.idle, PrepayQPS: o.prepayQPS}, s.st, s.prep); err != nil {
 		t.Fatal(err)
@@ -178,9 +203,9 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	reg := prometheus.NewRegistry()
 	if s.srv, err = New(Config{
 		AppID: id.AppID, MchID: id.MchID, SessionSecret: bytes.Repeat([]byte("s"), 32),
-		AdminToken: []byte(s.admin), Now: s.clock.now,
+		AdminToken: []byte(s.admin), ShopToken: []byte(shopToken), Now: s.clock.now,
 	}, Deps{
-		Actors: s.sys, Signer: signer, Notify: wxpay.NewNotifyParser(verifier, aead), Login: login,
+		Actors: s.sys, Signer: paySigner, Notify: notifyParser, Login: login,
 		V2Key: v2key, Registry: reg, Gatherer: reg,
 	}); err != nil {
 		t.Fatal(err)

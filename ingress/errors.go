@@ -40,6 +40,14 @@ const (
 	codeInternal       = "INTERNAL"
 	codeTooLarge       = "BODY_TOO_LARGE"
 	codeMethod         = "METHOD_NOT_ALLOWED"
+	// codeInvalidSession: a checkout names its buyer by a session token
+	// that is not one of this server's (the shop's 400, not a 401).
+	codeInvalidSession = "INVALID_SESSION"
+	// codeBadCursor: a list's cursor that no page of that list handed out.
+	codeBadCursor = "INVALID_CURSOR"
+	// codeNotInAPIv2: the merchant runs APIv2, which has no such call
+	// (apply-abnormal-refund); use the merchant platform.
+	codeNotInAPIv2 = "NOT_IN_APIV2"
 )
 
 // apiAnswer maps an error from the actors, the WeChat client or the login
@@ -53,6 +61,8 @@ func apiAnswer(err error) answer {
 		return answer{http.StatusUnauthorized, codeSessionExpired, "the session expired: log in again", 0}
 	case errors.Is(err, errAdmin):
 		return answer{http.StatusUnauthorized, codeUnauthorized, "admin token required", 0}
+	case errors.Is(err, errShop):
+		return answer{http.StatusUnauthorized, codeUnauthorized, "shop token required", 0}
 	case errors.Is(err, actors.ErrOverloaded), errors.Is(err, errAdmission):
 		return answer{http.StatusTooManyRequests, codeOverloaded, "too many requests in flight: retry shortly", 1}
 	case errors.Is(err, actors.ErrTimeout):
@@ -71,6 +81,8 @@ func apiAnswer(err error) answer {
 		return answer{http.StatusTooManyRequests, codeOverloaded, "too many logins: retry in a minute", 60}
 	case errors.Is(err, client.ErrHighRisk):
 		return answer{http.StatusForbidden, codeLoginBlocked, "login blocked by WeChat", 0}
+	case errors.Is(err, client.ErrV2Unsupported):
+		return answer{http.StatusNotImplemented, codeNotInAPIv2, "not available in APIv2: use the merchant platform", 0}
 	case errors.Is(err, client.ErrLoginBusy), errors.Is(err, client.ErrOverloaded):
 		return answer{http.StatusServiceUnavailable, codeUpstream, "WeChat is busy: retry", 1}
 	case errors.As(err, &we) && !errors.Is(err, client.ErrUnsignedResponse):

@@ -18,6 +18,10 @@ import (
 // included); anything else is a 4xx/5xx with {"code":"FAIL"}, and WeChat
 // retries on its schedule.
 func (s *Server) notifyV3(ctx *fasthttp.RequestCtx) {
+	if s.d.Notify == nil { // an APIv2 merchant: no APIv3 key to check with
+		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "APIv3 is not configured", 0})
+		return
+	}
 	if !s.notify.acquire() {
 		s.metrics.admission.WithLabelValues("notify").Inc()
 		s.notifyFail(ctx, "unknown", errAdmission)

@@ -43,6 +43,10 @@ type Config struct {
 	SessionSecret []byte
 	// AdminToken guards /admin (at least 16 bytes; required).
 	AdminToken []byte
+	// ShopToken guards the shop's checkout API, POST /api/v1/checkouts
+	// (at least 16 bytes, not the AdminToken); empty (the default), the
+	// route answers 404. See shop.go.
+	ShopToken []byte
 	// ShardPrefix starts every out_trade_no this node generates (2
 	// characters of [0-9A-Z], default "01").
 	ShardPrefix string
@@ -93,6 +97,10 @@ func (c *Config) Validate() error {
 		return errors.New("ingress: SessionSecret must be at least 32 bytes")
 	case len(c.AdminToken) < 16:
 		return errors.New("ingress: AdminToken must be at least 16 bytes")
+	case len(c.ShopToken) > 0 && len(c.ShopToken) < 16:
+		return errors.New("ingress: ShopToken must be at least 16 bytes")
+	case len(c.ShopToken) > 0 && subtle.ConstantTimeCompare(c.ShopToken, c.AdminToken) == 1:
+		return errors.New("ingress: ShopToken must not be the AdminToken")
 	case len(c.ShardPrefix) != 2 || !isShard(c.ShardPrefix):
 		return errors.New("ingress: ShardPrefix must be 2 characters of [0-9A-Z]")
 	case !validOrigins(c.CORSOrigins):
@@ -110,18 +118,33 @@ func isShard(s string) bool {
 	return true
 }
 
+// PaySigner signs wx.requestPayment parameters: *wxpay.Signer (APIv3,
+// signType RSA) or *wxpay.V2Merchant (APIv2, MD5 or HMAC-SHA256). It must
+// be safe for concurrent use.
+type PaySigner interface {
+	RequestPayment(appID, prepayID string, timestamp int64, nonce string) (wxpay.PayParams, error)
+}
+
 // Deps are the components the server drives.
 type Deps struct {
 	Actors *actors.System
 	// Router carries order and stock messages; nil uses Local{Actors}
 	// (single node). Metrics and rejection events stay with Actors.
-	Router   Router
-	Signer   *wxpay.Signer
+	Router Router
+	Signer PaySigner
+	// Notify checks APIv3 notifications; nil (an APIv2 merchant) makes
+	// /wxpay/v3/notify answer 404. Notify or V2Key is required.
 	Notify   *wxpay.NotifyParser
 	V2Key    *wxpay.V2Key // nil: the APIv2 notification routes answer 404
 	Login    Login
 	Registry prometheus.Registerer // nil: metrics are not registered
 	Gatherer prometheus.Gatherer   // for /metrics; nil: prometheus.DefaultGatherer
+	// Webhooks is the webhook dead-letter list behind /admin/v1/webhooks/
+	// (webhooks.go); nil: those routes answer 404.
+	Webhooks Webhooks
+	// Reconciler serves /admin/v1/reconciliations (reconcile.go); nil:
+	// those routes answer 404.
+	Reconciler Reconciliations
 }
 
 // Server is the fasthttp front. Build it with New, then Serve; Shutdown
@@ -148,8 +171,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if d.Actors == nil || d.Signer == nil || d.Notify == nil || d.Login == nil {
-		return nil, errors.New("ingress: Actors, Signer, Notify and Login are required")
+	if d.Actors == nil || d.Signer == nil || d.Login == nil || d.Notify == nil && d.V2Key == nil {
+		return nil, errors.New("ingress: Actors, Signer, Login, and Notify or V2Key are required")
 	}
 	if d.Router == nil {
 		d.Router = Local{Sys: d.Actors}
@@ -195,6 +218,12 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	status, msg := fasthttp.StatusBadRequest, "malformed request"
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		status, msg = fasthttp.StatusRequestEntityTooLarge, "body too large"
+	}
+	if hasPrefix(string(ctx.Path()), "/wxpay/v2/") { // APIv2 notifications: WeChat's XML
+		ctx.SetStatusCode(status)
+		ctx.SetContentType("text/xml; charset=utf-8")
+		ctx.SetBody(wxpay.V2NotifyFailReply(msg))
+		return
 	}
 	if hasPrefix(string(ctx.Path()), "/wxpay/") {
 		ctx.SetStatusCode(status)
@@ -242,6 +271,7 @@ const (
 	routeHealth             = "health"
 	routeMetrics            = "metrics"
 	routeUnknown            = "unknown"
+	routeReconciliations    = "admin.reconciliations"
 )
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
@@ -261,7 +291,21 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) string {
 	case path == "/wxpay/v2/refund-notify":
 		return s.only(ctx, method, "POST", routeRefundV2, s.refundNotifyV2)
 	case path == "/api/v1/orders":
-		return s.only(ctx, method, "POST", routeOrders, s.createOrder)
+		switch method {
+		case "POST":
+			s.createOrder(ctx)
+			return routeOrders
+		case "GET":
+			s.listOwnOrders(ctx)
+			return routeOrdersList
+		}
+		ctx.Response.Header.Set("Allow", "GET, POST")
+		s.fail(ctx, answer{fasthttp.StatusMethodNotAllowed, codeMethod, "use GET or POST", 0})
+		return routeOrders
+	case path == "/api/v1/checkouts" && len(s.cfg.ShopToken) > 0: // else: no such route
+		return s.only(ctx, method, "POST", routeCheckout, func(c *fasthttp.RequestCtx) { s.shop(c, s.checkout) })
+	case path == "/admin/v1/orders":
+		return s.only(ctx, method, "GET", routeAdminOrders, func(c *fasthttp.RequestCtx) { s.admin(c, s.listOrders) })
 	case path == "/api/v1/login":
 		return s.only(ctx, method, "POST", routeLogin, s.login)
 	case hasPrefix(path, "/api/v1/orders/"):
@@ -270,6 +314,8 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) string {
 			return s.only(ctx, method, "POST", routeOrderPay, func(c *fasthttp.RequestCtx) { s.payment(c, otn) })
 		}
 		return s.only(ctx, method, "GET", routeOrderGet, func(c *fasthttp.RequestCtx) { s.getOrder(c, rest) })
+	case hasPrefix(path, webhooksPath):
+		return s.webhooks(ctx, method, path)
 	case hasPrefix(path, "/admin/v1/skus/"):
 		sku := path[len("/admin/v1/skus/"):]
 		switch method {
@@ -297,6 +343,15 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) string {
 		}
 		return s.only(ctx, method, "GET", routeAdminOrder, func(c *fasthttp.RequestCtx) {
 			s.admin(c, func(c *fasthttp.RequestCtx) { s.adminOrder(c, rest) })
+		})
+	case path == "/admin/v1/reconciliations":
+		return s.only(ctx, method, "POST", routeReconciliations, func(c *fasthttp.RequestCtx) {
+			s.admin(c, s.withReconciler(s.requestReconciliation))
+		})
+	case hasPrefix(path, "/admin/v1/reconciliations/"):
+		date := path[len("/admin/v1/reconciliations/"):]
+		return s.only(ctx, method, "GET", routeReconciliations, func(c *fasthttp.RequestCtx) {
+			s.admin(c, s.withReconciler(func(c *fasthttp.RequestCtx) { s.reconciliation(c, date) }))
 		})
 	case path == "/healthz":
 		ctx.SetStatusCode(fasthttp.StatusOK)

@@ -8,8 +8,10 @@
 // the schema migrations), memory (an in-memory Sink), sinktest (the
 // contract every Sink passes), embedded (an in-process broker for when no
 // Kafka is configured), itest (the gate and helpers of the module's
-// integration tests). The defaults the subpackages share, and their retry
-// back-off, live in one internal package, internal/defaults.
+// integration tests), webhook (the store's webhook queue → the shop's
+// endpoint, signed; beside the pipeline, not part of it). The defaults
+// the subpackages share, and their retry back-off, live in one internal
+// package, internal/defaults.
 //
 // Run is the whole Kafka → ClickHouse sink in one call: cmd/wxpaysink
 // runs it as its own process, and wxpayd runs it in-process when

@@ -12,7 +12,12 @@
 //
 // Notifications of both versions end as one Notice, a payment or a refund
 // in the APIv3 model: (*NotifyParser).ParseNotice for APIv3 and
-// (*V2Key).ParseNotice for APIv2 run every check on their way there.
+// (*V2Key).ParseNotice for APIv2 run every check on their way there. The
+// APIv2 order API speaks the same model the other way: V2Merchant builds
+// the signed unifiedorder, orderquery, closeorder, refund and refundquery
+// documents from APIv3 requests and turns the verified replies back into
+// APIv3 answers, and refusals into the APIv3 *APIError they would have
+// been (V2APIError, v2errors.go).
 //
 // The package is transport-free: inputs are header values, raw body bytes, a
 // key set and a clock. It imports neither net/http nor fasthttp; the HTTP

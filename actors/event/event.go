@@ -43,6 +43,14 @@ const (
 	// SKUUpdated records a catalogue change: Quantity is the new stock and
 	// Amount the unit price; it has no out_trade_no.
 	SKUUpdated = "sku.updated"
+	// ReconcileDiscrepancy: the reconciliation of BillDate found wxpayd
+	// and WeChat's bill disagreeing about an order or a refund (Reason is
+	// the class); once per date, order, refund and class, whatever the
+	// reruns. Its seq is 0: it is no transition of the order.
+	ReconcileDiscrepancy = "reconcile.discrepancy"
+	// ReconcileCompleted: the reconciliation of BillDate finished (one per
+	// run of the date).
+	ReconcileCompleted = "reconcile.completed"
 )
 
 // Event is one order event. Amounts are in fen. Fields that do not apply to
@@ -68,6 +76,18 @@ type Event struct {
 	PayMillis      int64  `json:"prepay_to_paid_ms,omitempty"`
 	Reason         string `json:"reason,omitempty"`
 	Alert          string `json:"alert,omitempty"`
+	// ShopOrderID and Attach belong to orders a shop created through the
+	// checkout API: its own order id and the attach it sent to WeChat.
+	ShopOrderID string `json:"shop_order_id,omitempty"`
+	Attach      string `json:"attach,omitempty"`
+	// BillDate, WeChatAmount, WeChatState and Discrepancies belong to the
+	// reconcile.* events: the bill's date (YYYY-MM-DD, Beijing time), the
+	// bill's amount and state (交易状态 or 退款状态) beside wxpayd's Amount,
+	// and how many discrepancies a run found.
+	BillDate      string `json:"bill_date,omitempty"`
+	WeChatAmount  int64  `json:"wechat_amount,omitempty"`
+	WeChatState   string `json:"wechat_state,omitempty"`
+	Discrepancies int64  `json:"discrepancies,omitempty"`
 }
 
 // ID returns the stable event id of an order's event: out_trade_no and seq.
@@ -112,6 +132,12 @@ func Append(dst []byte, e *Event) []byte {
 	o.IntOmit("prepay_to_paid_ms", e.PayMillis)
 	o.StrOmit("reason", e.Reason)
 	o.StrOmit("alert", e.Alert)
+	o.StrOmit("shop_order_id", e.ShopOrderID)
+	o.StrOmit("attach", e.Attach)
+	o.StrOmit("bill_date", e.BillDate)
+	o.IntOmit("wechat_amount", e.WeChatAmount)
+	o.StrOmit("wechat_state", e.WeChatState)
+	o.IntOmit("discrepancies", e.Discrepancies)
 	return o.Close()
 }
 

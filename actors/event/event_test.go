@@ -45,7 +45,8 @@ func utf8Clean(e Event) bool {
 func TestEncodeMatchesEncodingJSON(t *testing.T) {
 	full := Event{EventID: "o:1", Type: OrderPaid, OutTradeNo: "o", Seq: 1, TimeMs: 1, State: "PAID", SKU: "s<&>",
 		Quantity: 2, OpenID: "oid", Amount: 3, RefundAmount: 4, RefundedTotal: 5, TransactionID: "tx",
-		OutRefundNo: "r", NotificationID: "n", PrepayMicros: -6, PayMillis: 7, Reason: "退货\n\"x\"", Alert: "a\u2028"}
+		OutRefundNo: "r", NotificationID: "n", PrepayMicros: -6, PayMillis: 7, Reason: "退货\n\"x\"", Alert: "a\u2028",
+		ShopOrderID: "shop-1", Attach: "{\"cart\":7}"}
 	sameAsMarshal(t, full)
 	sameAsMarshal(t, Event{})
 	sameAsMarshal(t, Event{Reason: "bad \xff utf8"})

@@ -56,6 +56,16 @@ type Order struct {
 	Currency    string `json:"currency"`
 	IdemKey     string `json:"idempotency_key,omitempty"`
 
+	// An order a shop created through the checkout API (actors.Checkout)
+	// has no SKU and holds no stock: the shop's own order id, its attach
+	// (sent to WeChat, echoed in notifications), its line items (sent as
+	// the prepay's goods_detail) and the fingerprint of the request that
+	// created it, which a replay must match.
+	ShopOrderID string     `json:"shop_order_id,omitempty"`
+	Attach      string     `json:"attach,omitempty"`
+	LineItems   []LineItem `json:"line_items,omitempty"`
+	RequestHash string     `json:"request_hash,omitempty"`
+
 	PrepayID      string `json:"prepay_id,omitempty"`
 	PrepayMicros  int64  `json:"prepay_latency_us,omitempty"`
 	FailCode      string `json:"fail_code,omitempty"`
@@ -76,6 +86,15 @@ type Order struct {
 	// for operators; duplicates are recognised by the order's state.
 	NotifyIDs []string `json:"notify_ids,omitempty"`
 	Alerts    []string `json:"alerts,omitempty"`
+}
+
+// LineItem is one line of a shop's order: what the buyer pays for, as the
+// shop priced it. Quantity × UnitPrice over the lines is the order total.
+type LineItem struct {
+	SKU       string `json:"sku"`
+	Name      string `json:"name,omitempty"`
+	Quantity  int64  `json:"quantity"`
+	UnitPrice int64  `json:"unit_price"` // fen
 }
 
 // SKU is a catalogue entry: what an admin set. Counts are derived from
@@ -121,6 +140,21 @@ func appendOrder(dst []byte, r *Order) []byte {
 	o.Int("total", r.Total)
 	o.Str("currency", r.Currency)
 	o.StrOmit("idempotency_key", r.IdemKey)
+	o.StrOmit("shop_order_id", r.ShopOrderID)
+	o.StrOmit("attach", r.Attach)
+	if len(r.LineItems) > 0 {
+		o.Raw("line_items", func(b []byte) []byte {
+			b = append(b, '[')
+			for i := range r.LineItems {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendLineItem(b, &r.LineItems[i])
+			}
+			return append(b, ']')
+		})
+	}
+	o.StrOmit("request_hash", r.RequestHash)
 	o.StrOmit("prepay_id", r.PrepayID)
 	o.IntOmit("prepay_latency_us", r.PrepayMicros)
 	o.StrOmit("fail_code", r.FailCode)
@@ -162,6 +196,15 @@ func appendRefund(dst []byte, r *Refund) []byte {
 	return o.Close()
 }
 
+func appendLineItem(dst []byte, l *LineItem) []byte {
+	o := jsonw.Open(dst)
+	o.Str("sku", l.SKU)
+	o.StrOmit("name", l.Name)
+	o.Int("quantity", l.Quantity)
+	o.Int("unit_price", l.UnitPrice)
+	return o.Close()
+}
+
 func appendReservation(dst []byte, r *Reservation) []byte {
 	o := jsonw.Open(dst)
 	o.Str("openid", r.OpenID)
@@ -183,7 +226,7 @@ func appendSKU(dst []byte, k *SKU) []byte {
 }
 
 // decodeOrder reads an order record. Records as appendOrder writes them
-// (without refunds and escaped characters: nearly all) take a fast path
+// (without refunds, line items and escaped characters: nearly all) take a fast path
 // that skips encoding/json's reflection, a twentieth of a passivated
 // order's wake-up; anything else goes to encoding/json, so every input
 // decodes exactly as json.Unmarshal would (records_test.go holds the fast
@@ -251,6 +294,12 @@ func (o *Order) setField(key []byte, v jsonw.Value) bool {
 		return str(&o.Currency)
 	case "idempotency_key":
 		return str(&o.IdemKey)
+	case "shop_order_id":
+		return str(&o.ShopOrderID)
+	case "attach":
+		return str(&o.Attach)
+	case "request_hash":
+		return str(&o.RequestHash)
 	case "prepay_id":
 		return str(&o.PrepayID)
 	case "prepay_latency_us":

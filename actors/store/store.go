@@ -16,6 +16,9 @@
 //	a/<out_trade_no>                active orders (non-final): timers resume from these
 //	r/<sku>/<out_trade_no>          stock reservations
 //	k/<sku>                         SKU catalogue
+//	it/, ib/, is/, i/version        order indexes behind the order lists (index.go)
+//	w/<seq>, wt/<seq>, wd/<id>      webhook queue, its retry schedule, dead letters (webhook.go)
+//	d/<date>/<out_trade_no>         day index of payments and refunds; c/... reconciliation (reconcile.go)
 //
 // A Store is safe for concurrent use. Writes to one order must come from
 // its owner (the order actor); the store does not lock per order.
@@ -54,6 +57,10 @@ type Options struct {
 	// wait and share the next fsync. With fewer writers there is nobody to
 	// wait for, and fsyncs are not delayed.
 	SyncInterval time.Duration
+	// Webhook selects the events also queued for webhook delivery (w/,
+	// webhook.go); it runs in AddEvent, so it must be fast and safe for
+	// concurrent use. Nil queues none.
+	Webhook func(*event.Event) bool
 }
 
 // Store is the durable state of one wxpayd node (or shard).
@@ -74,6 +81,8 @@ type Store struct {
 	pending   map[uint64]struct{}
 	backlog   atomic.Int64
 	wake      chan struct{}
+
+	hooks webhookQueue // webhook.go
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -86,6 +95,7 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	cache := pebble.NewCache(o.CacheBytes + 2*memTableBytes)
 	s := &Store{cache: cache, wopts: pebble.Sync, pending: map[uint64]struct{}{}, wake: make(chan struct{}, 1)}
+	s.hooks.match, s.hooks.wake = o.Webhook, make(chan struct{}, 1)
 	po := pebbleOptions(cache)
 	if every := o.SyncInterval; every > 0 {
 		po.WALMinSyncInterval = func() time.Duration {
@@ -105,6 +115,16 @@ func Open(dir string, o Options) (*Store, error) {
 		s.wopts = pebble.NoSync
 	}
 	if err := s.loadOutboxState(); err != nil {
+		_ = db.Close()
+		cache.Unref()
+		return nil, err
+	}
+	if err := s.loadWebhookState(); err != nil {
+		_ = db.Close()
+		cache.Unref()
+		return nil, err
+	}
+	if err := s.buildIndexes(); err != nil {
 		_ = db.Close()
 		cache.Unref()
 		return nil, err
@@ -305,6 +325,7 @@ type Write struct {
 	b       *pebble.Batch
 	seqs    []uint64
 	events  int
+	hooks   int // webhook entries queued (webhook.go)
 	scratch []byte
 	err     error
 }
@@ -324,8 +345,8 @@ func (w *Write) set(key []byte, enc func([]byte) []byte) {
 	w.err = w.b.Set(key, w.scratch, nil)
 }
 
-// PutOrder writes the order record, and keeps the active index in step
-// with its state.
+// PutOrder writes the order record, and keeps the active index and the
+// order indexes (index.go) in step with its state.
 func (w *Write) PutOrder(o *Order) {
 	w.set(orderKey(o.OutTradeNo), func(b []byte) []byte { return appendOrder(b, o) })
 	if w.err != nil {
@@ -336,9 +357,11 @@ func (w *Write) PutOrder(o *Order) {
 	} else {
 		w.err = w.b.Set(activeKey(o.OutTradeNo), nil, nil)
 	}
+	w.putIndexes(o)
 }
 
-// AddEvent appends an event to the order's history and to the outbox.
+// AddEvent appends an event to the order's history and to the outbox, and
+// to the webhook queue when the event is subscribed (Options.Webhook).
 func (w *Write) AddEvent(e *event.Event) {
 	if w.err != nil {
 		return
@@ -360,6 +383,7 @@ func (w *Write) AddEvent(e *event.Event) {
 	w.seqs = append(w.seqs, seq)
 	w.events++
 	w.err = w.b.Set(outboxKey(seq), b, nil)
+	w.queueWebhook(e, seq)
 }
 
 // PutSKU writes a catalogue entry (with its sku.updated event, added by
@@ -397,6 +421,7 @@ func (w *Write) Commit() error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	w.s.backlog.Add(int64(w.events))
+	w.s.hooks.committed(w.hooks)
 	return nil
 }
 
@@ -415,6 +440,7 @@ func (w *Write) CommitRelaxed() error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	w.s.backlog.Add(int64(w.events))
+	w.s.hooks.committed(w.hooks)
 	return nil
 }
 
@@ -435,6 +461,7 @@ func (w *Write) release() {
 		case w.s.wake <- struct{}{}:
 		default:
 		}
+		w.s.hooks.signal(w.hooks)
 	}
 	_ = w.b.Close()
 	w.b = nil
@@ -469,14 +496,7 @@ func (s *Store) ReadOutbox(after uint64, max int) ([]OutboxEntry, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	s.mu.Lock()
-	horizon := s.outboxSeq.Load()
-	for q := range s.pending {
-		if q <= horizon {
-			horizon = q - 1
-		}
-	}
-	s.mu.Unlock()
+	horizon := s.horizon()
 	if horizon <= after {
 		return nil, nil
 	}
@@ -493,6 +513,20 @@ func (s *Store) ReadOutbox(after uint64, max int) ([]OutboxEntry, error) {
 		})
 	}
 	return out, it.Error()
+}
+
+// horizon is the highest event sequence below every one still being
+// committed: readers of the outbox and the webhook queue stop there.
+func (s *Store) horizon() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.outboxSeq.Load()
+	for q := range s.pending {
+		if q <= h {
+			h = q - 1
+		}
+	}
+	return h
 }
 
 // AckOutbox deletes the outbox entries with from <= seq <= to after Kafka

@@ -481,6 +481,7 @@ func TestComposeSinkAndObservability(t *testing.T) {
 	// Prometheus: strict decode of the part we use, then every target.
 	var prom struct {
 		Global        map[string]string `json:"global"`
+		RuleFiles     []string          `json:"rule_files"` // checked by TestAlertRules; mounted below
 		ScrapeConfigs []struct {
 			JobName       string `json:"job_name"`
 			MetricsPath   string `json:"metrics_path"`
@@ -491,6 +492,15 @@ func TestComposeSinkAndObservability(t *testing.T) {
 	}
 	if err := yaml.UnmarshalStrict(readFile(t, composeDir(t), "prometheus.yml"), &prom); err != nil {
 		t.Fatalf("prometheus.yml: %v", err)
+	}
+	for _, rf := range prom.RuleFiles {
+		mounted := false
+		for _, v := range p.Services["prometheus"].Volumes {
+			mounted = mounted || v.Target == rf && v.Source == filepath.Join(composeDir(t), filepath.Base(rf)) && v.ReadOnly
+		}
+		if !mounted {
+			t.Errorf("prometheus.yml loads %s, which compose.yaml does not mount read-only from deploy/compose", rf)
+		}
 	}
 	listenPort := func(s types.ServiceConfig) string {
 		env := envOf(s)

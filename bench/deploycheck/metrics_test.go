@@ -189,11 +189,14 @@ func isSinkMetric(n string) bool { return strings.HasPrefix(n, "wxpayd_sink_") }
 // embedded Kafka broker. It drives a login, prepays (some refused at
 // wxpayd's own budget, some by the simulator) and a bad notification, so
 // that every labelled metric has a series, then checks that each metric
-// a dashboard queries (except the sink's, served by wxpaysink) is on
-// wxpayd's live /metrics. Finally SIGTERM must stop wxpayd cleanly
+// a dashboard or an alert rule (alerts.yml) queries (except the sink's,
+// served by wxpaysink) is on wxpayd's live /metrics. Finally SIGTERM must stop wxpayd cleanly
 // (exit 0) within the grace period the deploy files give it.
 func TestDashboardMetricsExistInWxpayd(t *testing.T) {
 	want := dashboardMetrics(t)
+	for n, where := range ruleMetrics(t) { // the alert rules' metrics too
+		want[n] = append(want[n], where...)
+	}
 	bin := containerBuild(t, "")
 	dir := t.TempDir()
 	simAddr, wxAddr := freeAddr(t), freeAddr(t)

@@ -72,7 +72,13 @@ func (o orderState) paid() bool {
 //  7. every payment wxpaysim saw acknowledged is PAID in wxpayd with the same
 //     transaction_id (none lost), and none is pending or given up;
 //  8. every paying buyer saw PAID within PaidTimeout;
-//  9. notify-storm only: faults were injected at all.
+//  9. notify-storm only: faults were injected at all;
+//  10. with --refund-share: once refunds settled, wxpayd's refunds equal
+//     WeChat's order by order (amounts, outcomes, no refund the admin did
+//     not ask for, none twice);
+//  11. with --sim-faults: WeChat API faults were injected at all;
+//  12. every order was created, and every payment signed, through the
+//     merchant API wxpayd runs (--api).
 func (r *runner) audit(ctx context.Context, before snapshot) AuditResult {
 	cfg := &r.cfg
 	a := AuditResult{Numbers: map[string]int64{}}
@@ -280,6 +286,14 @@ func (r *runner) audit(ctx context.Context, before snapshot) AuditResult {
 	add(Check{Name: "every payer saw PAID", Passed: seen == buyersPaid,
 		Detail: fmt.Sprintf("%d of %d paying buyers read PAID within %v", seen, buyersPaid, cfg.PaidTimeout),
 		Why:    "After wx.requestPayment succeeds the Mini Program polls the order; a buyer who paid and never sees PAID calls support."})
+	// 10. Refunds.
+	add(r.refundCheck(ctx, deadline, n))
+	// 11. API faults.
+	if c, ok := r.apiFaultCheck(before.sim, after, n); ok {
+		add(c)
+	}
+	// 12. The merchant API (api.go).
+	add(r.apiCheck(before.sim, after, n))
 
 	a.Passed = true
 	for _, c := range a.Checks {
@@ -290,15 +304,17 @@ func (r *runner) audit(ctx context.Context, before snapshot) AuditResult {
 	return a
 }
 
-// drain waits until wxpaysim has no notification pending and every fault
-// copy was answered, or deadline. It returns the last stats read.
+// drain waits until wxpaysim has no notification pending, nothing
+// scheduled (a refund still PROCESSING has its notification to come) and
+// every fault copy was answered, or deadline. It returns the last stats
+// read.
 func (r *runner) drain(ctx context.Context, deadline time.Time) (sim.Stats, error) {
 	var st sim.Stats
 	var err error
 	for {
 		st, err = r.simStats(ctx)
 		if err == nil {
-			done := st.Notifications.Pending == 0
+			done := st.Notifications.Pending == 0 && st.Live.Scheduled == 0
 			for _, f := range st.Faults {
 				if f.Sent != f.Accepted+f.Rejected+f.Failed {
 					done = false

@@ -30,6 +30,13 @@ type buyer struct {
 	paid     bool   // wxpaysim answered 201 to /sim/v1/pay
 	txn      string // its transaction_id
 	seenPaid bool
+	total    int64  // the order's amount in fen, from the prepay answer
+	signType string // the signType of its wx.requestPayment parameters
+
+	refunder   bool    // the admin refunds its order once the buyer saw PAID
+	refundFrac float64 // the share of the total refunded (1: in full)
+	refundAmt  int64   // how much, in fen (from the total, when refunding)
+	refund     refundTry
 }
 
 // newBuyer makes buyer i of a run. Its code maps to a stable openid in
@@ -73,9 +80,13 @@ func (r *runner) login(ctx context.Context, b *buyer, start time.Time) bool {
 type orderAnswer struct {
 	OutTradeNo string `json:"out_trade_no"`
 	State      string `json:"state"`
-	Payment    *struct {
-		AppID   string `json:"appId"`
-		Package string `json:"package"`
+	Amount     struct {
+		Total int64 `json:"total"`
+	} `json:"amount"`
+	Payment *struct {
+		AppID    string `json:"appId"`
+		Package  string `json:"package"`
+		SignType string `json:"signType"`
 	} `json:"payment"`
 }
 
@@ -104,7 +115,7 @@ func (r *runner) prepay(ctx context.Context, b *buyer, start time.Time) bool {
 				return false
 			}
 			r.rec.observe(stepPrepay, start, end, classOK, "")
-			b.otn, b.appID = v.OutTradeNo, v.Payment.AppID
+			b.otn, b.appID, b.total, b.signType = v.OutTradeNo, v.Payment.AppID, v.Amount.Total, v.Payment.SignType
 			b.prepayID = strings.TrimPrefix(v.Payment.Package, "prepay_id=")
 			return true
 		case 409:
@@ -221,7 +232,7 @@ func (r *runner) awaitPaid(ctx context.Context, b *buyer, arrival time.Time) {
 
 // shop is one buyer's journey after arriving at its intended time: log in
 // (unless done before the window), prepay, and, if it pays, pay and wait
-// for PAID.
+// for PAID; then, for a share of them, the admin refunds the order.
 func (r *runner) shop(ctx context.Context, b *buyer, arrival time.Time) {
 	start := arrival
 	if !b.loggedIn {
@@ -237,6 +248,9 @@ func (r *runner) shop(ctx context.Context, b *buyer, arrival time.Time) {
 		return
 	}
 	r.awaitPaid(ctx, b, arrival)
+	if b.refunder && b.seenPaid {
+		r.refundOrder(ctx, b)
+	}
 }
 
 // statusClass classifies a non-OK status.

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/wxpayd/wxpayd/bench/sim"
 )
 
 // Scenario names.
@@ -65,6 +67,10 @@ type Config struct {
 	// (empty: no files).
 	Out string
 
+	// API is the merchant API wxpayd runs, APIv3 or APIv2 (default APIv3);
+	// the audit checks that every order and every wx.requestPayment
+	// signature went through it (api.go).
+	API string
 	// Scenario is one of the Scenario* names (default flash-sale).
 	Scenario string
 	// Buyers is the number of flash-sale (and notify-storm) buyers (default
@@ -119,6 +125,21 @@ type Config struct {
 	// it is counted as a generator error, never dropped silently (default
 	// 50000).
 	MaxInFlight int
+	// RefundShare is the share (0..1) of paid orders the admin refunds once
+	// the buyer saw PAID: half in full, half in part (10–90% of the total, at
+	// least 1 fen), each through POST /admin/v1/orders/{out_trade_no}/refunds
+	// with an Idempotency-Key, retried like a prepay (default 0: none).
+	RefundShare float64
+	// SimFaults is a wxpaysim fault SPEC (endpoint.kind=rate,..., the
+	// --faults of wxpaysim serve, e.g. all.system_error=0.05,refund.lost=0.1)
+	// put on the running wxpaysim through PUT /sim/v1/faults for the timed
+	// window; the previous setting is restored before the audit, so wxpayd's
+	// retries settle while it runs. Empty: wxpaysim's setting is left alone.
+	SimFaults string
+	// SimRefundOutcomes is a wxpaysim refund outcome SPEC2
+	// (success=0.8,closed=0.1,abnormal=0.1, its --refund-outcomes) put on it
+	// the same way. Empty: left alone.
+	SimRefundOutcomes string
 	// PerBuyerLimit is the SKUs' per-buyer limit (default 1; negative: none).
 	PerBuyerLimit int
 	// Price is the unit price in fen (default 100).
@@ -154,6 +175,7 @@ func (c *Config) withDefaults() Config {
 	}
 	d.Sim = cmp.Or(d.Sim, DefaultSim)
 	d.Scenario = cmp.Or(d.Scenario, ScenarioFlashSale)
+	d.API = cmp.Or(d.API, APIv3)
 	d.ClickHouseDB = cmp.Or(d.ClickHouseDB, DefaultClickHouseDB)
 	if d.Buyers == 0 {
 		d.Buyers = 1000
@@ -266,6 +288,9 @@ func (d *Config) validate() error {
 	if d.AdminToken == "" && d.AdminTokenFile == "" {
 		return bad("--admin-token-file is required (wxpayd's WXPAYD_ADMIN_TOKEN_FILE)")
 	}
+	if d.API != APIv3 && d.API != APIv2 {
+		return bad("--api %q: want v2 or v3", d.API)
+	}
 	switch d.Scenario {
 	case ScenarioFlashSale, ScenarioSteady, ScenarioNotifyStorm, ScenarioMixed:
 	default:
@@ -284,6 +309,8 @@ func (d *Config) validate() error {
 		return bad("--stock %d: want 0..100000000", d.Stock)
 	case d.PayShare > 1 || d.PayShare != d.PayShare:
 		return bad("--pay-share %v: want 0..1", d.PayShare)
+	case d.RefundShare < 0 || d.RefundShare > 1 || d.RefundShare != d.RefundShare:
+		return bad("--refund-share %v: want 0..1", d.RefundShare)
 	case d.Rate <= 0 || d.Rate > 100_000:
 		return bad("--rate %v: want > 0 and <= 100000 per second", d.Rate)
 	case d.Duration < 0 || d.Ramp < 0:
@@ -302,6 +329,14 @@ func (d *Config) validate() error {
 		return bad("--run-id %q: want 1 to 24 characters of [0-9a-z]", d.RunID)
 	case d.Tick < 100*time.Millisecond:
 		return bad("tick %v: want at least 100ms", d.Tick)
+	}
+	if _, err := sim.ParseFaults(d.SimFaults); err != nil {
+		return bad("--sim-faults: %v", err)
+	}
+	if d.SimRefundOutcomes != "" {
+		if _, err := sim.ParseRefundOutcomes(d.SimRefundOutcomes); err != nil {
+			return bad("--sim-refund-outcomes: %v", err)
+		}
 	}
 	return nil
 }

@@ -24,6 +24,17 @@
 // window and is reported apart. wxpaysim signs and sends notifications
 // itself, so nothing in the timed window signs on the generator's side.
 //
+// # Refunds and WeChat's failures
+//
+// With Config.RefundShare the admin refunds a share of the paid orders once
+// their buyer saw PAID (POST /admin/v1/orders/{out_trade_no}/refunds, one
+// Idempotency-Key per order, retried after 429, 5xx or no answer). With
+// Config.SimFaults and SimRefundOutcomes, wxpaysim fails WeChat calls
+// (errors, rate limits, unsigned 502s, slow and lost answers) and ends
+// refunds CLOSED or ABNORMAL during the timed window; its previous settings
+// come back before the audit, so wxpayd's retries settle, and the audit
+// compares every refund with wxpaysim's.
+//
 // # Audit
 //
 // After the window the run drains (wxpaysim's pending notifications and

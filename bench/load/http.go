@@ -58,6 +58,11 @@ type reply struct {
 // do sends one request and waits for the answer until deadline. A nil
 // body sends none; auth, when set, goes in a Bearer Authorization header.
 func (e *endpoint) do(method, path, auth string, body []byte, deadline time.Time) (reply, error) {
+	return e.doKey(method, path, auth, "", body, deadline)
+}
+
+// doKey is do with an Idempotency-Key header (none when key is empty).
+func (e *endpoint) doKey(method, path, auth, key string, body []byte, deadline time.Time) (reply, error) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -66,6 +71,9 @@ func (e *endpoint) do(method, path, auth string, body []byte, deadline time.Time
 	req.SetRequestURI(e.base + path)
 	if auth != "" {
 		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
 	}
 	if body != nil {
 		req.Header.SetContentType("application/json")

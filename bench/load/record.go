@@ -32,6 +32,7 @@ const (
 	stepPoll    = "poll"
 	stepPaid    = "paid"
 	stepCheckot = "checkout"
+	stepRefund  = "refund"
 )
 
 var stepDescriptions = map[string]string{
@@ -41,9 +42,10 @@ var stepDescriptions = map[string]string{
 	stepPoll:    "GET /api/v1/orders/{out_trade_no}: one sample per poll while waiting for PAID",
 	stepPaid:    "from the pay answer to the first poll that reads PAID: notification delivery, verification, fsync (resolution: the poll interval, 20 ms doubling to 80 ms by default)",
 	stepCheckot: "a paying buyer's whole journey, from its (intended) arrival to PAID: the number a shopper feels",
+	stepRefund:  "POST /admin/v1/orders/{out_trade_no}/refunds with an Idempotency-Key: wxpayd records the refund and asks WeChat (wxpaysim); one sample per attempt",
 }
 
-var stepOrder = []string{stepLogin, stepPrepay, stepPay, stepPoll, stepPaid, stepCheckot}
+var stepOrder = []string{stepLogin, stepPrepay, stepPay, stepPoll, stepPaid, stepCheckot, stepRefund}
 
 // recorder holds one histogram per step for the whole run plus one-tick
 // windows for the time series. Safe for concurrent use.

@@ -61,6 +61,9 @@ type ConfigView struct {
 	PaidTimeout  string   `json:"paid_timeout"`
 	AwaitTTL     bool     `json:"await_ttl"`
 	PerBuyerLim  int      `json:"per_buyer_limit"`
+	RefundShare  float64  `json:"refund_share,omitempty"`
+	SimFaults    string   `json:"sim_faults,omitempty"`
+	SimOutcomes  string   `json:"sim_refund_outcomes,omitempty"`
 	Price        int64    `json:"price_fen"`
 	Seed         int64    `json:"seed"`
 	MaxInFlight  int      `json:"max_in_flight"`
@@ -73,6 +76,7 @@ func viewConfig(c *Config) ConfigView {
 		Stock: c.Stock, PayShare: c.PayShare, Rate: c.Rate, Duration: c.Duration.String(), Connections: c.Connections,
 		Arrival: c.Arrival, Ramp: c.Ramp.String(), MaxTime: c.MaxTime.String(), Timeout: c.Timeout.String(),
 		Retries: c.Retries, PaidTimeout: c.PaidTimeout.String(), AwaitTTL: c.AwaitTTL, PerBuyerLim: c.PerBuyerLimit,
+		RefundShare: c.RefundShare, SimFaults: c.SimFaults, SimOutcomes: c.SimRefundOutcomes,
 		Price: c.Price, Seed: c.Seed, MaxInFlight: c.MaxInFlight, AuditTimeout: c.AuditTimeout.String(),
 	}
 }

@@ -103,11 +103,17 @@ func Run(parent context.Context, c Config) (*Result, error) {
 	}
 	endPrep()
 
-	// The timed window.
+	// The timed window, with wxpaysim's faults when asked for.
+	restore, err := r.applySimFaults(ctx)
+	if err != nil {
+		progress()
+		return nil, fmt.Errorf("%w: %w", ErrStack, err)
+	}
 	cpu0 := readCPU(r.targets, cfg.WatchPIDs)
 	endWin := r.phase("window")
 	r.window(ctx)
 	endWin()
+	restore()
 	cpu1 := readCPU(r.targets, cfg.WatchPIDs)
 	progress()
 	res.CPU = cpuResult(cpu0, cpu1)
@@ -181,6 +187,18 @@ func (r *runner) prepare(ctx context.Context) error {
 		}
 		for i := 0; i < cfg.Buyers; i++ {
 			r.buyers = append(r.buyers, r.newBuyer(i, "f", flash, payer()))
+		}
+	}
+	// Refunds draw from their own generator, so a seed picks the same payers
+	// with or without them.
+	if cfg.RefundShare > 0 {
+		rr := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x7ef0d5))
+		for _, b := range r.buyers {
+			b.refunder = rr.Float64() < cfg.RefundShare
+			b.refundFrac = 1
+			if rr.IntN(2) == 0 {
+				b.refundFrac = 0.1 + 0.8*rr.Float64()
+			}
 		}
 	}
 	for _, s := range r.skus {
@@ -473,6 +491,9 @@ func (r *runner) methodNotes() []string {
 		n = append(n, fmt.Sprintf("Arrival: open loop at %.0f new buyers/s for %v (%d arrivals). Each arrival logs in, prepays and pays; its first request is measured from its intended arrival time (no coordinated omission).", cfg.Rate, cfg.Duration, cfg.arrivals()))
 	case ScenarioMixed:
 		n = append(n, fmt.Sprintf("Mixed: %.0f new buyers/s for %v on a regular SKU (log in, prepay, pay), and at %v a flash sale of %d pre-logged-in buyers (%s) for %d units.", cfg.Rate, cfg.Duration, cfg.Duration/3, cfg.Buyers, cfg.Arrival, cfg.Stock))
+	}
+	if cfg.RefundShare > 0 {
+		n = append(n, fmt.Sprintf("Refunds: the admin refunds each paid order with probability %.2f once its buyer saw PAID, half in full and half in part (10–90%%), through POST /admin/v1/orders/{out_trade_no}/refunds with one Idempotency-Key per order, retried after 429, 5xx or no answer; the audit waits for the refunds to settle and compares them with wxpaysim's, order by order.", cfg.RefundShare))
 	}
 	n = append(n,
 		fmt.Sprintf("Buyers who hold an order pay with probability %.2f (seed %d). Paying is wxpaysim's POST /sim/v1/pay with the openid derived locally from the login code and the prepay's appId (no extra request). The buyer then polls its order every %v, doubling to %v, until PAID.", cfg.PayShare, cfg.Seed, cfg.PollInterval, 4*cfg.PollInterval),

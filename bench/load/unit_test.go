@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxpayd/wxpayd/bench/sim"
 )
 
 func TestParseMetricsReadsLabelsAndSumsAcrossTargets(t *testing.T) {
@@ -131,5 +133,69 @@ func TestNiceStep(t *testing.T) {
 		if got := niceStep(in); got != want {
 			t.Errorf("niceStep(%v) = %v; want %v", in, got, want)
 		}
+	}
+}
+
+func TestValidateRefundsAndSimFaults(t *testing.T) {
+	t.Parallel()
+	ok := Config{AdminToken: "x", RefundShare: 0.3, SimFaults: "all.system_error=0.05,refund.lost=0.1",
+		SimRefundOutcomes: "success=0.8,closed=0.1,abnormal=0.1"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("refunds and faults: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"a refund share above 1 is refused", Config{AdminToken: "x", RefundShare: 1.5}, "--refund-share"},
+		{"a negative refund share is refused", Config{AdminToken: "x", RefundShare: -0.1}, "--refund-share"},
+		{"an unknown fault endpoint is refused", Config{AdminToken: "x", SimFaults: "pay.lost=0.1"}, "--sim-faults"},
+		{"fault rates above 1 are refused", Config{AdminToken: "x", SimFaults: "all.lost=0.7,all.slow=0.5"}, "--sim-faults"},
+		{"refund outcomes that do not add up are refused", Config{AdminToken: "x", SimRefundOutcomes: "success=0.5,closed=0.1"}, "--sim-refund-outcomes"},
+	} {
+		err := c.cfg.Validate()
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want ErrConfig mentioning %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestRefundSettledWaitsForBothSides(t *testing.T) {
+	t.Parallel()
+	state := func(wx, wechat string) *refundState {
+		s := &refundState{}
+		if wx != "" {
+			s.wx.Order.Refunds = append(s.wx.Order.Refunds, struct {
+				OutRefundNo string `json:"out_refund_no"`
+				Amount      int64  `json:"amount"`
+				Status      string `json:"status"`
+			}{"R1", 10, wx})
+		}
+		if wechat != "" {
+			s.wechat.Refunds = append(s.wechat.Refunds, sim.RefundView{OutRefundNo: "R1", Status: wechat, Amount: 10})
+		}
+		return s
+	}
+	for _, c := range []struct {
+		wx, wechat string
+		want       bool
+	}{
+		{"SUCCESS", "SUCCESS", true},
+		{"CLOSED", "CLOSED", true},
+		{"FAILED", "", true},
+		{"ABNORMAL", "ABNORMAL", true},
+		{"PROCESSING", "SUCCESS", false},
+		{"SUCCESS", "PROCESSING", false},
+		{"ABNORMAL", "SUCCESS", false}, // applied at WeChat, not yet known at wxpayd
+		{"PROCESSING", "ABNORMAL", false},
+		{"", "", true},
+	} {
+		if got := state(c.wx, c.wechat).settled(); got != c.want {
+			t.Errorf("wxpayd %q, WeChat %q: settled %v; want %v", c.wx, c.wechat, got, c.want)
+		}
+	}
+	if (&refundState{err: "unreadable"}).settled() {
+		t.Error("an unreadable order counts as settled")
 	}
 }

@@ -83,6 +83,15 @@ type Config struct {
 	// Listen is the TCP address to serve on (default DefaultListen; port 0
 	// picks a free port, see Server.Addr).
 	Listen string
+	// TLSListen is the address of the TLS listener that serves APIv2's
+	// /secapi/ (client certificates issued by the identity's CA required);
+	// the same handler answers every other path there too. TLSListenOff
+	// disables it. Default: the address keygen wrote (Identity.TLSAddr,
+	// DefaultTLSListen unless --sim-tls-addr said otherwise), where a
+	// failure to listen (the port is busy) is logged and leaves the TLS
+	// listener off; for an identity without one, a free port on Listen's
+	// host (see Server.TLSAddr). A TLSListen that is set must listen.
+	TLSListen string
 	// Latency is added to every WeChat API answer (not to /sim/ answers).
 	Latency time.Duration
 	// SigningMode is ModePublicKey (default), ModeCertificate or ModeMixed.
@@ -244,6 +253,11 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.listen()); err != nil {
 		return bad("--listen %q: %v", c.Listen, err)
+	}
+	if c.TLSListen != "" && c.TLSListen != TLSListenOff {
+		if _, _, err := net.SplitHostPort(c.TLSListen); err != nil {
+			return bad("--tls-listen %q: %v", c.TLSListen, err)
+		}
 	}
 	switch c.signingMode() {
 	case ModePublicKey, ModeCertificate, ModeMixed:

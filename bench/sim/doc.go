@@ -21,6 +21,23 @@
 //	GET  /v3/billdownload/file?token=                       the file (authenticated, answer unsigned; bill.go)
 //	GET  /sns/jscode2session                                wx.login code exchange
 //	POST /pay/unifiedorder                                  APIv2 prepay (XML)
+//	POST /pay/orderquery                                    APIv2 query, by out_trade_no or transaction_id
+//	POST /pay/closeorder                                    APIv2 close
+//	POST /secapi/pay/refund                                 APIv2 refund: TLS listener only, merchant client certificate
+//	POST /pay/refundquery                                   APIv2 refund query, by refund_id, out_refund_no,
+//	                                                        transaction_id or out_trade_no
+//
+// The APIv2 endpoints (v2.go, v2orders.go) check sign (MD5 or HMAC-SHA256,
+// as the request's sign_type says), appid and mch_id, and answer XML signed
+// with the request's sign type: result_code FAIL with WeChat's err_code for
+// a business refusal, return_code FAIL (unsigned) for a request that could
+// not be processed. They share the orders, refunds, ledger and fault
+// endpoints of APIv3 (unifiedorder is prepay, orderquery query, closeorder
+// close, /secapi/pay/refund refund, refundquery refund_query). The TLS
+// listener (v2tls.go; Config.TLSListen) requires a client certificate
+// issued by the identity's CA (keygen's apiclient_cert.pem is) and, on
+// /secapi/, the merchant's own; it serves every path, the plain listener
+// answers /secapi/ with return_code FAIL.
 //
 // Every APIv3 request's Authorization is parsed and verified (signature over
 // METHOD\nURL\nTS\nNONCE\nBODY\n with the merchant certificate's key, the
@@ -62,8 +79,14 @@
 // ABNORMAL (held until apply-abnormal-refund, which makes it PROCESSING and
 // then SUCCESS), drawn from --refund-outcomes, with the matching
 // REFUND.SUCCESS, REFUND.CLOSED or REFUND.ABNORMAL notification. APIv2
-// orders get the APIv2 XML payment notification instead, whose
-// acknowledgement is return_code SUCCESS in the body.
+// orders get the APIv2 XML payment notification instead, and refunds made
+// through /secapi/pay/refund the APIv2 refund notification (no sign; the
+// refund in req_info, AES-256-ECB under the hex MD5 of the APIv2 key;
+// refund_status SUCCESS, REFUNDCLOSE or CHANGE); an APIv2 notification is
+// acknowledged by return_code SUCCESS in the body and retried on the same
+// schedule otherwise. Its tampered copy has a wrong sign (payments) or a
+// req_info that no longer decrypts (refunds); it has no stale copy (APIv2
+// notifications carry no timestamp).
 //
 // Fault injection, all drawn from the --seed generator:
 //   - Notifications get extra copies (duplicate, tampered WECHATPAY/SIGNTEST/
@@ -117,9 +140,22 @@
 //     RESOURCE_NOT_EXISTS; a refund not ABNORMAL is 400 INVALID_REQUEST; the
 //     refund then reads channel OTHER_BANKCARD (user card) and
 //     user_received_account "<bank_type>尾号<last 4>" or "商户结算银行账户".
-//   - Injected faults: APIv2 unifiedorder answers system_error and
+//   - Injected faults: the APIv2 endpoints answer system_error and
 //     rate_limited as result_code FAIL with err_code SYSTEMERROR or
-//     FREQUENCY_LIMITED (the latter is APIv2 refund's code);
+//     FREQUENCY_LIMITED (the latter is APIv2 refund's code), lost as
+//     SYSTEMERROR or a cut connection; unifiedorder shares APIv3 prepay's
+//     rate limit (--rate-limit) and answers it FREQUENCY_LIMITED;
+//   - APIv2 err_codes: closing a closed order ORDERCLOSED "当前订单已关闭，
+//     无需继续关闭", a paid one ORDERPAID; query or close of an unknown
+//     order ORDERNOTEXIST; refund of an unknown order ORDERNOTEXIST, of an
+//     unpaid one TRADE_STATE_ERROR, with another total_fee or a reused
+//     out_refund_no of another order ERROR, beyond the refundable amount
+//     NOTENOUGH, a repeated out_refund_no with another amount
+//     REFUND_FEE_MISMATCH; refund query of an unknown refund
+//     REFUNDNOTEXIST. A call to /secapi/ without the merchant's
+//     certificate: return_code FAIL "请使用商户API证书访问此接口". A v2 refund
+//     without notify_url is notified at its order's notify_url (WeChat uses
+//     the refund URL set in the merchant platform).
 //     jscode2session answers errcode -1 "system error" and 45011 "api
 //     minute-quota reach limit  mustslower  retry next minute".
 //   - A path outside WeChat's APIs and outside /v3/, /sns/ and /sim/ is

@@ -59,13 +59,16 @@ var faultPointNames = [numFaultPoints + 1]string{
 	"prepay", "query", "close", "refund", "refund_query", "certificates", "login", "bill", "bill_download", "all",
 }
 
-// faultPoints maps the counted endpoints to the SPEC's: APIv2 unifiedorder
-// is prepay; the control API and apply-abnormal-refund take no faults.
+// faultPoints maps the counted endpoints to the SPEC's: the APIv2 ones
+// are their APIv3 counterparts' (unifiedorder is prepay, orderquery query,
+// closeorder close, /secapi/pay/refund refund, refundquery refund_query);
+// the control API and apply-abnormal-refund take no faults.
 var faultPoints = [numEndpoints]faultPoint{
 	epPrepay: fpPrepay, epQuery: fpQuery, epClose: fpClose, epRefund: fpRefund,
 	epRefundQuery: fpRefundQuery, epCertificates: fpCertificates, epLogin: fpLogin,
 	epV2UnifiedOrder: fpPrepay, epAbnormalRefund: fpNone, epSimPay: fpNone, epOther: fpNone,
 	epBill: fpBill, epBillDownload: fpBillDownload,
+	epV2OrderQuery: fpQuery, epV2CloseOrder: fpClose, epV2Refund: fpRefund, epV2RefundQuery: fpRefundQuery,
 }
 
 // apiFault is a fault kind.

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"cmp"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -31,11 +32,16 @@ const (
 	FileAPIv3Key       = "apiv3.key"            // 32 bytes (secret)
 	FileAPIv2Key       = "apiv2.key"            // 32 bytes (secret)
 	FileAppSecret      = "app_secret"           // Mini Program AppSecret (secret)
+	FileAPIClientCert  = "apiclient_cert.pem"   // the merchant API certificate (= merchant_cert.pem), issued by the sim's CA: APIv2's TLS client certificate
+	FileAPIClientKey   = "apiclient_key.pem"    // its key (= merchant_key.pem, secret)
+	FileCACert         = "wxpaysim_ca.pem"      // the sim's CA: issues the merchant certificate and the TLS listener's certificate
+	FileCAKey          = "wxpaysim_ca_key.pem"  // the CA's key (secret, simulator only)
 	FileEnv            = "wxpay.env"            // WXPAY_* for wxpayd
 	FileSimJSON        = "sim.json"             // identity for serve
 	DefaultAppID       = "wx8888888888888888"   // the documentation's sample AppID
 	DefaultMchID       = "1900000109"           // the documentation's sample mchid
 	DefaultNotifyURL   = "http://127.0.0.1:8080/wxpay/v3/notify"
+	DefaultV2NotifyURL = "http://127.0.0.1:8080/wxpay/v2/notify"
 	DefaultKeyBits     = 2048
 	secretMode         = 0o600
 	publicMode         = 0o644
@@ -64,6 +70,17 @@ type Identity struct {
 	PlatformSerial string
 	APIv3Key       []byte // 32 bytes
 	APIv2Key       []byte // 32 bytes
+	// CAKey and CACert are the simulator's certificate authority (WeChat's
+	// CA for merchant API certificates): it issued MerchantCert, and the
+	// TLS listener's certificate, so both sides of APIv2's client
+	// certificate TLS check out. Nil for a keys directory written before
+	// keygen wrote them: the TLS listener is then off.
+	CAKey  *ecdsa.PrivateKey
+	CACert *x509.Certificate
+	// TLSAddr is where keygen told the merchant the TLS listener is
+	// (--sim-tls-addr, in sim.json); "" for an identity made in memory
+	// without one. Its host is named in the listener's certificate.
+	TLSAddr string
 }
 
 // KeygenOptions parameterise a new Identity and its wxpay.env.
@@ -71,8 +88,15 @@ type KeygenOptions struct {
 	AppID     string // default DefaultAppID
 	MchID     string // default DefaultMchID
 	SimAddr   string // host:port wxpayd reaches the simulator at; default DefaultListen
-	NotifyURL string // wxpayd's notification URL; default DefaultNotifyURL
+	NotifyURL string // wxpayd's notification URL; default DefaultNotifyURL (DefaultV2NotifyURL for API v2)
 	Bits      int    // RSA modulus bits; default 2048
+	// SimTLSAddr is host:port wxpayd reaches the simulator's TLS listener
+	// (APIv2 /secapi/) at; default DefaultTLSListen.
+	SimTLSAddr string
+	// API is the merchant's API that wxpay.env configures: "v3" (default)
+	// or "v2", which writes only APIv2 credentials (WXPAY_API=v2, the APIv2
+	// key, the client certificate pair) and the v2 notification URL.
+	API string
 }
 
 // simFile is sim.json: what serve needs besides the key files.
@@ -83,6 +107,7 @@ type simFile struct {
 	PublicKeyID    string `json:"public_key_id"`
 	PlatformSerial string `json:"platform_serial"`
 	SimAddr        string `json:"sim_addr"`
+	SimTLSAddr     string `json:"sim_tls_addr,omitempty"`
 	NotifyURL      string `json:"notify_url"`
 }
 
@@ -96,6 +121,10 @@ func NewIdentity(o KeygenOptions) (*Identity, error) {
 	if !validMchID(id.MchID) {
 		return nil, fmt.Errorf("%w: mchid %q: want 8 to 32 digits", ErrConfig, id.MchID)
 	}
+	if o.API != "" && o.API != "v2" && o.API != "v3" {
+		return nil, fmt.Errorf("%w: api %q: want v2 or v3", ErrConfig, o.API)
+	}
+	id.TLSAddr = o.SimTLSAddr
 	var err error
 	keys := make([]*rsa.PrivateKey, 3)
 	for i := range keys {
@@ -105,8 +134,14 @@ func NewIdentity(o KeygenOptions) (*Identity, error) {
 	}
 	id.MerchantKey, id.WechatPayKey, id.PlatformKey = keys[0], keys[1], keys[2]
 	now := time.Now().Truncate(time.Second)
-	id.MerchantCert, err = selfSigned(id.MerchantKey, pkix.Name{
-		CommonName: id.MchID, OrganizationalUnit: []string{"wxpaysim merchant"}, Organization: []string{"wxpaysim"},
+	if id.CAKey, id.CACert, err = newCA(now); err != nil {
+		return nil, err
+	}
+	// The merchant API certificate, as WeChat's CA issues it: its serial is
+	// APIv3's merchant serial, and it is APIv2's TLS client certificate.
+	id.MerchantCert, err = issue(id.CAKey, id.CACert, &id.MerchantKey.PublicKey, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: id.MchID, OrganizationalUnit: []string{"wxpaysim merchant"}, Organization: []string{"wxpaysim"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, now)
 	if err != nil {
 		return nil, err
@@ -182,7 +217,8 @@ func (id *Identity) Write(dir string, o KeygenOptions) error {
 	sj, _ := json.MarshalIndent(simFile{
 		AppID: id.AppID, MchID: id.MchID, MerchantSerial: id.MerchantSerial,
 		PublicKeyID: id.PublicKeyID, PlatformSerial: id.PlatformSerial,
-		SimAddr: cmp.Or(o.SimAddr, DefaultListen), NotifyURL: cmp.Or(o.NotifyURL, DefaultNotifyURL),
+		SimAddr: cmp.Or(o.SimAddr, DefaultListen), SimTLSAddr: cmp.Or(o.SimTLSAddr, DefaultTLSListen),
+		NotifyURL: o.notifyURL(),
 	}, "", "  ")
 	files := []struct {
 		name string
@@ -200,6 +236,23 @@ func (id *Identity) Write(dir string, o KeygenOptions) error {
 		{FileAppSecret, []byte(id.AppSecret), secretMode},
 		{FileSimJSON, append(sj, '\n'), publicMode},
 		{FileEnv, id.Env(abs, o), publicMode},
+		{FileAPIClientCert, certPEM(id.MerchantCert), publicMode},
+		{FileAPIClientKey, pkcs8(id.MerchantKey), secretMode},
+	}
+	if id.CACert != nil {
+		caDER, err := x509.MarshalPKCS8PrivateKey(id.CAKey)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrKeys, err)
+		}
+		files = append(files, struct {
+			name string
+			data []byte
+			mode os.FileMode
+		}{FileCACert, certPEM(id.CACert), publicMode}, struct {
+			name string
+			data []byte
+			mode os.FileMode
+		}{FileCAKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: caDER}), secretMode})
 	}
 	for _, f := range files {
 		p := filepath.Join(dir, f.name)
@@ -213,28 +266,55 @@ func (id *Identity) Write(dir string, o KeygenOptions) error {
 	return nil
 }
 
+// notifyURL is o.NotifyURL or the default of o.API.
+func (o KeygenOptions) notifyURL() string {
+	if o.API == "v2" {
+		return cmp.Or(o.NotifyURL, DefaultV2NotifyURL)
+	}
+	return cmp.Or(o.NotifyURL, DefaultNotifyURL)
+}
+
 // Env returns the wxpay.env text: the WXPAY_* variables that point wxpayd at
-// the files in absDir and at the simulator.
+// the files in absDir and at the simulator. With o.API "v2" it holds only
+// what an APIv2 merchant has: WXPAY_API=v2, the APIv2 key and the client
+// certificate pair, no APIv3 key, merchant key or WeChat Pay keys.
 func (id *Identity) Env(absDir string, o KeygenOptions) []byte {
 	base := "http://" + cmp.Or(o.SimAddr, DefaultListen)
 	f := func(name string) string { return filepath.Join(absDir, name) }
 	var b strings.Builder
 	b.WriteString("# Written by wxpaysim keygen: a development identity for wxpayd against wxpaysim.\n")
-	for _, kv := range [][2]string{
+	vars := [][2]string{
 		{"WXPAY_APPID", id.AppID},
 		{"WXPAY_MCHID", id.MchID},
 		{"WXPAY_APP_SECRET_FILE", f(FileAppSecret)},
-		{"WXPAY_MERCHANT_KEY_FILE", f(FileMerchantKey)},
-		{"WXPAY_MERCHANT_SERIAL", id.MerchantSerial},
-		{"WXPAY_APIV3_KEY_FILE", f(FileAPIv3Key)},
-		{"WXPAY_APIV2_KEY_FILE", f(FileAPIv2Key)},
-		{"WXPAY_PUBLIC_KEY_FILE", f(FileWechatPayPub)},
-		{"WXPAY_PUBLIC_KEY_ID", id.PublicKeyID},
-		{"WXPAY_PLATFORM_CERT_FILES", f(FilePlatformCert)},
+	}
+	if o.API != "v2" {
+		vars = append(vars, [][2]string{
+			{"WXPAY_MERCHANT_KEY_FILE", f(FileMerchantKey)},
+			{"WXPAY_MERCHANT_SERIAL", id.MerchantSerial},
+			{"WXPAY_APIV3_KEY_FILE", f(FileAPIv3Key)},
+		}...)
+	} else {
+		vars = append(vars, [2]string{"WXPAY_API", "v2"})
+	}
+	vars = append(vars, [2]string{"WXPAY_APIV2_KEY_FILE", f(FileAPIv2Key)})
+	if o.API != "v2" {
+		vars = append(vars, [][2]string{
+			{"WXPAY_PUBLIC_KEY_FILE", f(FileWechatPayPub)},
+			{"WXPAY_PUBLIC_KEY_ID", id.PublicKeyID},
+			{"WXPAY_PLATFORM_CERT_FILES", f(FilePlatformCert)},
+		}...)
+	}
+	vars = append(vars, [][2]string{
+		{"WXPAY_APICLIENT_CERT_FILE", f(FileAPIClientCert)},
+		{"WXPAY_APICLIENT_KEY_FILE", f(FileAPIClientKey)},
 		{"WXPAY_API_BASE", base},
+		{"WXPAY_V2_SECAPI_BASE", "https://" + cmp.Or(o.SimTLSAddr, DefaultTLSListen)},
+		{"WXPAY_API_CA_FILE", f(FileCACert)},
 		{"WXPAY_LOGIN_BASE", base},
-		{"WXPAY_NOTIFY_URL", cmp.Or(o.NotifyURL, DefaultNotifyURL)},
-	} {
+		{"WXPAY_NOTIFY_URL", o.notifyURL()},
+	}...)
+	for _, kv := range vars {
 		b.WriteString(kv[0])
 		b.WriteByte('=')
 		b.WriteString(kv[1])
@@ -262,7 +342,7 @@ func LoadIdentity(dir string) (*Identity, error) {
 	if err := json.Unmarshal(b, &sf); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrKeys, FileSimJSON, err)
 	}
-	id := &Identity{AppID: sf.AppID, MchID: sf.MchID, PublicKeyID: sf.PublicKeyID}
+	id := &Identity{AppID: sf.AppID, MchID: sf.MchID, PublicKeyID: sf.PublicKeyID, TLSAddr: sf.SimTLSAddr}
 	fail := func(name string, err error) (*Identity, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrKeys, name, err)
 	}
@@ -339,6 +419,9 @@ func LoadIdentity(dir string) (*Identity, error) {
 		return nil, err
 	}
 	id.AppSecret = strings.TrimSpace(string(s))
+	if err := id.loadCA(dir); err != nil {
+		return nil, err
+	}
 	if err := id.check(); err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ func TestKeygen(t *testing.T) {
 			FileMerchantKey: 0o600, FileMerchantCert: 0o644, FileWechatPayKey: 0o600, FileWechatPayPub: 0o644,
 			FilePlatformKey: 0o600, FilePlatformCert: 0o644, FileAPIv3Key: 0o600, FileAPIv2Key: 0o600,
 			FileAppSecret: 0o600, FileEnv: 0o644, FileSimJSON: 0o644,
+			FileAPIClientCert: 0o644, FileAPIClientKey: 0o600, FileCACert: 0o644, FileCAKey: 0o600,
 		} {
 			fi, err := os.Stat(filepath.Join(dir, name))
 			if err != nil {
@@ -56,7 +57,9 @@ func TestKeygen(t *testing.T) {
 			"WXPAY_APIV2_KEY_FILE": filepath.Join(abs, FileAPIv2Key), "WXPAY_PUBLIC_KEY_FILE": filepath.Join(abs, FileWechatPayPub),
 			"WXPAY_PUBLIC_KEY_ID": id.PublicKeyID, "WXPAY_PLATFORM_CERT_FILES": filepath.Join(abs, FilePlatformCert),
 			"WXPAY_API_BASE": "http://127.0.0.1:9999", "WXPAY_LOGIN_BASE": "http://127.0.0.1:9999",
-			"WXPAY_NOTIFY_URL": "http://127.0.0.1:8081/n",
+			"WXPAY_NOTIFY_URL":          "http://127.0.0.1:8081/n",
+			"WXPAY_APICLIENT_CERT_FILE": filepath.Join(abs, FileAPIClientCert), "WXPAY_APICLIENT_KEY_FILE": filepath.Join(abs, FileAPIClientKey),
+			"WXPAY_V2_SECAPI_BASE": "https://" + DefaultTLSListen, "WXPAY_API_CA_FILE": filepath.Join(abs, FileCACert),
 		}
 		for k, v := range want {
 			if env[k] != v {

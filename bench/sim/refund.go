@@ -29,6 +29,7 @@ type refund struct {
 	account     string // user_received_account
 	created     time.Time
 	success     time.Time
+	v2          bool // made through /secapi/pay/refund: notified in APIv2's form (v2orders.go)
 }
 
 // refundBody is the JSON of POST /v3/refund/domestic/refunds.
@@ -202,8 +203,13 @@ func (s *Server) completeRefund(rf *refund) {
 		event, summary = wxpay.EventRefundSuccess, "退款成功"
 		s.stats.refundsDone.Add(1)
 	}
-	plain := rf.noticeJSON(make([]byte, 0, 384))
-	n := s.newDelivery(o, event, wxpay.OriginalTypeRefund, summary, rf.notifyURL, plain, now)
+	var n *delivery
+	if rf.v2 {
+		n = s.v2RefundNotification(rf, now)
+	} else {
+		plain := rf.noticeJSON(make([]byte, 0, 384))
+		n = s.newDelivery(o, event, wxpay.OriginalTypeRefund, summary, rf.notifyURL, plain, now)
+	}
 	o.sh.mu.Unlock()
 	s.notifier.submit(n, now)
 }

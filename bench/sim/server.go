@@ -64,6 +64,8 @@ type Server struct {
 	closeErr  error
 	serveDone chan struct{} // closed when the fasthttp Serve loop returns
 	serveErr  error         // its error; read after serveDone
+	tlsLn     net.Listener  // the APIv2 TLS listener (v2tls.go); nil when off
+	tlsDone   chan struct{} // closed when its Serve loop returns
 }
 
 // New validates cfg, loads (or takes) the identity and prepares the keys.
@@ -158,6 +160,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		return fmt.Errorf("%w: already started", ErrClosed)
 	}
 	s.ln = ln
+	if err := s.startTLS(); err != nil {
+		ln.Close()
+		close(s.serveDone)
+		return err
+	}
 	s.notifier.start()
 	go func() { // tracked by serveDone; Close waits for it
 		s.serveErr = s.srv.Serve(ln)
@@ -220,6 +227,9 @@ func (s *Server) Close(ctx context.Context) error {
 			case <-s.serveDone:
 			case <-ctx.Done():
 				errs = append(errs, fmt.Errorf("sim: serve loop still running: %w", ctx.Err()))
+			}
+			if err := s.closeTLS(ctx.Done()); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		// 3. Stop the scheduler and wait for deliveries in flight.
@@ -330,14 +340,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.billDownload(ctx)
 	case string(path) == "/sns/jscode2session":
 		s.jscode2session(ctx)
-	case string(path) == "/pay/unifiedorder":
-		s.v2UnifiedOrder(ctx)
 	case bytes.HasPrefix(path, []byte("/v3/")) || bytes.HasPrefix(path, []byte("/sns/")):
 		s.stats.requests[epOther].Add(1)
 		s.answerError(ctx, errNoRoute, "")
-	default: // APIv2's surface answers in its own XML
-		s.stats.requests[epOther].Add(1)
-		s.v2NoRoute(ctx)
+	default: // APIv2's surface answers in its own XML (v2orders.go)
+		s.v2Route(ctx, path)
 	}
 }
 

@@ -60,6 +60,10 @@ const (
 	epAbnormalRefund
 	epBill
 	epBillDownload
+	epV2OrderQuery
+	epV2CloseOrder
+	epV2Refund
+	epV2RefundQuery
 	epSimPay
 	epOther
 	numEndpoints
@@ -67,7 +71,8 @@ const (
 
 var endpointNames = [numEndpoints]string{
 	"prepay", "query", "close", "refund", "refund_query", "certificates",
-	"jscode2session", "v2_unifiedorder", "apply_abnormal_refund", "bill", "bill_download", "sim_pay", "other",
+	"jscode2session", "v2_unifiedorder", "apply_abnormal_refund", "bill", "bill_download",
+	"v2_orderquery", "v2_closeorder", "v2_refund", "v2_refundquery", "sim_pay", "other",
 }
 
 // Kinds of extra notification copies.

@@ -43,22 +43,44 @@ const (
 	v2ErrAppIDMchID  = "APPID_MCHID_NOT_MATCH"
 )
 
-// v2UnifiedOrder serves POST /pay/unifiedorder. Faults are drawn once the
-// request's sign passed; system_error and rate_limited answer as APIv2 does,
-// a signed business failure (err_code SYSTEMERROR or FREQUENCY_LIMITED).
-func (s *Server) v2UnifiedOrder(ctx *fasthttp.RequestCtx) {
-	s.stats.requests[epV2UnifiedOrder].Add(1)
+// v2Endpoint is one APIv2 endpoint: its counters, fault point and ledger
+// kind, the order a call names (for the ledger when a fault answers before
+// run), and run, which processes an authenticated request and returns its
+// signed reply. secure endpoints are served only over the TLS listener
+// with the merchant's client certificate.
+type v2Endpoint struct {
+	ep     endpoint
+	fp     faultPoint
+	ck     callKind
+	secure bool
+	names  func(s *Server, p map[string]string) string
+	run    func(s *Server, p map[string]string, st wxpay.V2SignType, now time.Time) []byte
+}
+
+// v2Serve serves an APIv2 request. Faults are drawn once the request's
+// sign passed (and, on /secapi/, its client certificate); system_error and
+// rate_limited answer as APIv2 does, a signed business failure (err_code
+// SYSTEMERROR or FREQUENCY_LIMITED); bad_gateway is a proxy's 502; slow
+// and lost apply the request first, as for APIv3.
+func (s *Server) v2Serve(ctx *fasthttp.RequestCtx, e *v2Endpoint) {
+	s.stats.requests[e.ep].Add(1)
+	if e.secure && !s.merchantCertOK(ctx) {
+		// UNCONFIRMED: WeChat's wording for a call without the merchant's
+		// certificate (its TLS layer asks for one; the API refuses).
+		s.v2Write(ctx, s.v2Fail("请使用商户API证书访问此接口", "CERT_REQUIRED"))
+		return
+	}
 	p, st, fail := s.v2Authenticate(ctx)
 	if fail != nil {
 		s.v2Write(ctx, fail)
 		return
 	}
 	now := s.clock.Now()
-	f := s.drawFault(fpPrepay)
+	f := s.drawFault(e.fp)
 	switch f {
 	case afSystemError, afRateLimited, afBadGateway:
-		if wxpay.ValidOutTradeNo(p["out_trade_no"]) {
-			s.store.recordCall(s.id.MchID, p["out_trade_no"], ckPrepay, now)
+		if otn := e.names(s, p); wxpay.ValidOutTradeNo(otn) {
+			s.store.recordCall(s.id.MchID, otn, e.ck, now)
 		}
 		s.latency()
 		switch f {
@@ -73,7 +95,7 @@ func (s *Server) v2UnifiedOrder(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
-	reply := s.v2Process(p, st, now)
+	reply := e.run(s, p, st, now)
 	switch f {
 	case afSlow:
 		s.latency()
@@ -89,6 +111,12 @@ func (s *Server) v2UnifiedOrder(ctx *fasthttp.RequestCtx) {
 	default:
 		s.v2Write(ctx, reply)
 	}
+}
+
+// v2UnifiedOrderEP is POST /pay/unifiedorder.
+var v2UnifiedOrderEP = &v2Endpoint{ep: epV2UnifiedOrder, fp: fpPrepay, ck: ckPrepay,
+	names: func(_ *Server, p map[string]string) string { return p["out_trade_no"] },
+	run:   (*Server).v2Process,
 }
 
 // v2Write applies latency and --drop-rate, then writes an APIv2 reply.
@@ -155,8 +183,13 @@ func (s *Server) v2Authenticate(ctx *fasthttp.RequestCtx) (map[string]string, wx
 }
 
 // v2Process validates and stores the order; it returns the signed reply.
+// It shares APIv3 prepay's rate limit (UNCONFIRMED: the err_code WeChat
+// gives unifiedorder over its rate; FREQUENCY_LIMITED is refund's).
 func (s *Server) v2Process(p map[string]string, st wxpay.V2SignType, now time.Time) []byte {
 	code, desc := s.v2Validate(p, now)
+	if code == "" && !s.limiter.allow(s.id.MchID, now) {
+		code, desc = "FREQUENCY_LIMITED", "频率超限"
+	}
 	var prepayID string
 	if code == "" {
 		prepayID, code, desc = s.v2Create(p, st, now)
@@ -172,6 +205,16 @@ func (s *Server) v2Process(p map[string]string, st wxpay.V2SignType, now time.Ti
 // v2Result builds the signed reply of a request that passed its sign:
 // result_code FAIL with err_code when code is set, else the prepay_id.
 func (s *Server) v2Result(p map[string]string, st wxpay.V2SignType, code, desc, prepayID string) []byte {
+	if code != "" {
+		return s.v2Reply(p, st, code, desc, nil)
+	}
+	return s.v2Reply(p, st, "", "", map[string]string{"prepay_id": prepayID, "trade_type": "JSAPI"})
+}
+
+// v2Reply builds the signed reply of a request that passed its sign, with
+// the request's sign type: result_code FAIL with err_code when code is
+// set, else SUCCESS with fields.
+func (s *Server) v2Reply(p map[string]string, st wxpay.V2SignType, code, desc string, fields map[string]string) []byte {
 	out := map[string]string{
 		"return_code": "SUCCESS", "return_msg": "OK", "appid": s.id.AppID, "mch_id": s.id.MchID,
 		"nonce_str": wxpay.NewNonce(), "result_code": "SUCCESS",
@@ -184,8 +227,11 @@ func (s *Server) v2Result(p map[string]string, st wxpay.V2SignType, code, desc, 
 		out["err_code"] = code
 		out["err_code_des"] = desc
 	} else {
-		out["prepay_id"] = prepayID
-		out["trade_type"] = "JSAPI"
+		for k, v := range fields {
+			if v != "" {
+				out[k] = v
+			}
+		}
 	}
 	sign, err := s.v2.key.Sign(out, st)
 	if err != nil {
@@ -294,10 +340,15 @@ func (s *Server) v2PayNotification(o *order, now time.Time) *delivery {
 	return s.withFaults(o, d, o.txnID, "APIV2.PAY")
 }
 
-// v2Tamper returns a copy of an APIv2 notification whose sign is wrong.
+// v2Tamper returns a copy of an APIv2 notification whose sign is wrong, or,
+// for a refund notification (which has no sign), whose req_info's first
+// block no longer decrypts to the document.
 func v2Tamper(body []byte) []byte {
 	out := bytes.Clone(body)
-	const open = "<sign><![CDATA["
+	open := "<sign><![CDATA["
+	if !bytes.Contains(out, []byte(open)) {
+		open = "<req_info><![CDATA["
+	}
 	if i := bytes.Index(out, []byte(open)); i >= 0 && i+len(open) < len(out) {
 		j := i + len(open)
 		if out[j] == '0' {

@@ -76,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.ClickHouseDB, "clickhouse-db", load.DefaultClickHouseDB, "ClickHouse database the sink writes")
 	fs.StringVar(&c.Out, "out", "", "folder for results.json, report.html and summary.md")
 	fs.StringVar(&c.Scenario, "scenario", load.ScenarioFlashSale, "flash-sale, steady, notify-storm or mixed")
+	fs.StringVar(&c.API, "api", load.APIv3, "the merchant API wxpayd runs (its WXPAY_API), v3 or v2; the audit checks every order and paySign went through it")
 	fs.IntVar(&c.Buyers, "buyers", 1000, "flash-sale / notify-storm buyers (mixed: the flash part)")
 	fs.IntVar(&c.Stock, "stock", 0, "units of the flash SKU (0: 100; notify-storm: --buyers; steady: every arrival)")
 	fs.Float64Var(&c.PayShare, "pay-share", -1, "share of buyers holding an order who pay, 0..1 (default 0.8; notify-storm 1)")
@@ -94,12 +95,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.TTLGrace, "ttl-grace", load.DefaultTTLGrace, "how late past its TTL an unpaid order may still be open")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", load.DefaultMaxInFlight, "bound on buyers in flight")
 	fs.IntVar(&c.PerBuyerLimit, "per-buyer-limit", 1, "the SKUs' per-buyer limit (-1: none)")
+	fs.Float64Var(&c.RefundShare, "refund-share", 0, "share of paid orders the admin refunds once the buyer saw PAID, half in full, half in part, 0..1;\nthe audit compares every refund with wxpaysim's")
+	fs.StringVar(&c.SimFaults, "sim-faults", "", "wxpaysim API faults for the timed window, as its --faults SPEC: endpoint.kind=rate,...\n(endpoints prepay, query, close, refund, refund_query, certificates, login, all;\nkinds system_error, rate_limited, bad_gateway, slow, lost), e.g. all.system_error=0.05,refund.lost=0.1;\nset with PUT /sim/v1/faults and restored before the audit (slow answers wait wxpaysim's --slow-delay)")
+	fs.StringVar(&c.SimRefundOutcomes, "sim-refund-outcomes", "", "wxpaysim refund outcomes for the timed window, as its --refund-outcomes SPEC2,\ne.g. success=0.8,closed=0.1,abnormal=0.1; restored before the audit")
 	fs.Int64Var(&c.Price, "price", load.DefaultPrice, "unit price in fen")
 	fs.StringVar(&c.RunID, "run-id", "", "names the run's SKUs and login codes, [0-9a-z]{1,24} (default from the clock)")
 	fs.Int64Var(&c.Seed, "seed", 0, "seed of who pays (0: from the clock)")
 	fs.Var(pids, "watch-pid", "NAME=PID of a local process whose CPU time the report shows (repeatable)")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow non-loopback targets")
 	quiet := fs.Bool("quiet", false, "no live progress")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: wxpaybench --admin-token-file F [flags]
+
+Runs a scenario against a running wxpayd and wxpaysim, audits the end state
+(no oversell; wxpaysim's payments = wxpayd's PAID orders = units sold; no
+order open past its TTL; forged notifications rejected; none lost; with
+--refund-share, wxpayd's refunds = wxpaysim's) and writes the reports.
+With --sim-faults and --sim-refund-outcomes wxpaysim fails WeChat calls and
+refunds during the timed window, so the same audit covers failing WeChat.
+
+`)
+		fs.PrintDefaults()
+	}
 	cpuProfile := fs.String("cpu-profile", "", "write the generator's CPU profile to this file (to check it is not the bottleneck)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -15,9 +15,10 @@ import (
 
 	"github.com/wxpayd/wxpayd/actors"
 	"github.com/wxpayd/wxpayd/actors/cluster"
+	"github.com/wxpayd/wxpayd/actors/reconcile"
 	"github.com/wxpayd/wxpayd/actors/store"
 	"github.com/wxpayd/wxpayd/ingress"
-	"github.com/wxpayd/wxpayd/wxpay"
+	"github.com/wxpayd/wxpayd/sink/webhook"
 	"github.com/wxpayd/wxpayd/wxpay/client"
 )
 
@@ -33,8 +34,10 @@ type app struct {
 	listen   string
 	registry *prometheus.Registry
 
-	// The WeChat clients (newWeChatClients).
+	// The WeChat clients (newWeChatClients): pay on APIv3, pay2 on APIv2
+	// (v2.go); the other is nil.
 	pay     *client.Client
+	pay2    *client.V2Client
 	login   *client.LoginClient
 	refresh *client.CertRefresher // nil: WXPAY_CERT_REFRESH is off
 
@@ -44,6 +47,8 @@ type app struct {
 	node     *cluster.Node // nil: single node
 	formWait time.Duration // cluster mode: how long /readyz waits for every shard
 	events   *events
+	hooks    *webhook.Deliverer // nil: WXPAYD_WEBHOOK_URL is not set
+	recon    *reconcile.Reconciler
 	srv      *ingress.Server
 
 	// Set by start.
@@ -57,7 +62,10 @@ type app struct {
 // (release) before newApp returns. An error caused by a setting is a
 // configError.
 func newApp(v values, log *slog.Logger) (*app, error) {
-	if err := v.required(requiredSettings...); err != nil {
+	if err := resolveAPI(v); err != nil {
+		return nil, err
+	}
+	if err := v.required(requiredFor(v)...); err != nil {
 		return nil, configError{err}
 	}
 	orders, err := orderConfig(v)
@@ -65,6 +73,10 @@ func newApp(v values, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	id, err := loadIdentity(v, log)
+	if err != nil {
+		return nil, err
+	}
+	hooks, err := readWebhookSettings(v, log)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +92,7 @@ func newApp(v values, log *slog.Logger) (*app, error) {
 	if err := a.newWeChatClients(v, id); err != nil {
 		return nil, err
 	}
-	if err := a.openState(v, id, orders); err != nil {
+	if err := a.openState(v, id, orders, hooks); err != nil {
 		return nil, err
 	}
 	built = true
@@ -120,7 +132,12 @@ func (a *app) newWeChatClients(v values, id *identity) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	if a.pay, err = client.New(client.Config{BaseURL: v["WXPAY_API_BASE"]}, id.signer, id.verifier,
+	a.logAPI(v, id)
+	if id.v2 != nil {
+		if a.pay2, err = newV2Client(v, id, wm.Observe); err != nil {
+			return err
+		}
+	} else if a.pay, err = client.New(client.Config{BaseURL: v["WXPAY_API_BASE"]}, id.signer, id.verifier,
 		client.WithObserver(wm.Observe)); err != nil {
 		return cfgErr("WXPAY_API_BASE: %w", err)
 	}
@@ -140,17 +157,18 @@ func (a *app) newWeChatClients(v values, id *identity) error {
 
 // openState opens the durable state in WXPAYD_DATA_DIR and builds what
 // runs over it: the actors, the cluster member (cluster mode), the event
-// pipeline and the HTTP server. It starts the actors' workers and the
-// embedded broker; nothing listens yet.
-func (a *app) openState(v values, id *identity, orders actors.Config) error {
+// pipeline, the webhook deliverer (hooks; nil: none) and the HTTP server.
+// It starts the actors' workers and the embedded broker; nothing listens
+// yet.
+func (a *app) openState(v values, id *identity, orders actors.Config, hooks *webhookSettings) error {
 	if err := os.MkdirAll(v["WXPAYD_DATA_DIR"], 0o700); err != nil {
 		return cfgErr("WXPAYD_DATA_DIR: %w", err)
 	}
 	var err error
-	if a.store, err = store.Open(v["WXPAYD_DATA_DIR"]+"/state", store.Options{}); err != nil {
+	if a.store, err = store.Open(v["WXPAYD_DATA_DIR"]+"/state", store.Options{Webhook: hooks.match()}); err != nil {
 		return fmt.Errorf("WXPAYD_DATA_DIR: %w", err)
 	}
-	if a.sys, err = actors.New(orders, a.store, a.pay); err != nil {
+	if a.sys, err = actors.New(orders, a.store, a.wechat()); err != nil {
 		return configError{err}
 	}
 	var router ingress.Router // nil: ingress routes to a.sys (single node)
@@ -166,13 +184,20 @@ func (a *app) openState(v values, id *identity, orders actors.Config) error {
 	if a.events, err = newEvents(v, a.store, a.registry, a.log); err != nil {
 		return err
 	}
+	if a.hooks, err = hooks.deliverer(a.store, a.registry); err != nil {
+		return err
+	}
+	if a.recon, err = a.newReconciler(v); err != nil {
+		return err
+	}
 	if a.srv, err = ingress.New(ingress.Config{
 		AppID: v["WXPAY_APPID"], MchID: v["WXPAY_MCHID"],
-		SessionSecret: id.sessionSecret, AdminToken: id.adminToken, ShardPrefix: v["WXPAYD_SHARD"], Logger: a.log,
+		SessionSecret: id.sessionSecret, AdminToken: id.adminToken, ShopToken: id.shopToken, ShardPrefix: v["WXPAYD_SHARD"], Logger: a.log,
 		CORSOrigins: v.list("WXPAYD_CORS_ORIGINS"),
 	}, ingress.Deps{
-		Actors: a.sys, Router: router, Signer: id.signer, Notify: wxpay.NewNotifyParser(id.verifier, id.aead),
+		Actors: a.sys, Router: router, Signer: id.paySigner(), Notify: id.notifyParser(),
 		V2Key: id.v2key, Login: a.login, Registry: a.registry, Gatherer: a.registry,
+		Webhooks: a.webhooks(), Reconciler: a.recon,
 	}); err != nil {
 		return configError{err}
 	}
@@ -199,9 +224,7 @@ func (a *app) release() {
 	if a.events != nil {
 		a.events.stopBroker()
 	}
-	if a.pay != nil {
-		errs = append(errs, a.pay.Shutdown(ctx))
-	}
+	errs = append(errs, a.shutdownWeChat(ctx))
 	if a.login != nil {
 		errs = append(errs, a.login.Shutdown(ctx))
 	}
@@ -243,6 +266,10 @@ func (a *app) start() (err error) {
 		a.loops.spawn("certificates", a.refresh.Run)
 	}
 	a.events.start(a.loops.spawn)
+	if a.hooks != nil {
+		a.loops.spawn("webhooks", a.hooks.Run)
+	}
+	a.loops.spawn("reconcile", a.recon.Run)
 	a.loops.spawn("http", a.serveHTTP)
 	if a.node == nil {
 		a.srv.SetReady(true)
@@ -299,12 +326,20 @@ func (a *app) shutdown() error {
 	if a.node != nil {
 		step("cluster", 10*time.Second, a.node.Close)
 	}
+	// 1c. Stop the reconciliation before the actors it sends repairs to:
+	//     a run in progress stops where it is and resumes at the next start.
+	step("reconcile", 10*time.Second, a.recon.Close)
 	// 2. Drain the actors: messages in mailboxes are applied and made
 	//    durable; background WeChat calls finish.
 	step("actors", 20*time.Second, a.sys.Close)
 	// 3. Flush the outbox to Kafka while we can, then stop the relay and
 	//    the sink; what is not published stays in the outbox for next time.
 	step("events", 10*time.Second, a.events.close)
+	// 3b. Stop webhook deliveries: attempts in flight may finish within
+	//     5 s; what is not delivered stays queued for the next start.
+	if a.hooks != nil {
+		step("webhooks", 5*time.Second, a.hooks.Close)
+	}
 	// 4. Stop the sink, the certificate refresher and the other background
 	//    loops, then the embedded broker they may read from.
 	if err := a.loops.stop(); err != nil {
@@ -312,7 +347,7 @@ func (a *app) shutdown() error {
 	}
 	a.events.stopBroker()
 	// 5. Close the WeChat clients and the store (flushes Pebble).
-	step("wechat", 5*time.Second, a.pay.Shutdown)
+	step("wechat", 5*time.Second, a.shutdownWeChat)
 	step("login", 5*time.Second, a.login.Shutdown)
 	step("store", 10*time.Second, func(context.Context) error { return a.store.Close() })
 	return errors.Join(errs...)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"os"
 	"time"
@@ -12,24 +13,40 @@ import (
 
 // identity is what wxpayd signs and checks with, read from its files once
 // at start: the merchant's signer, WeChat Pay's keys, the API keys and the
-// server's own secrets. Nothing in it is ever logged.
+// server's own secrets. Nothing in it is ever logged. On APIv2 (v2 set,
+// see v2.go) the APIv3 fields are nil.
 type identity struct {
 	signer   *wxpay.Signer   // signs requests to WeChat Pay and wx.requestPayment parameters
 	keys     *wxpay.KeySet   // WeChat Pay's public key and/or platform certificates
 	verifier *wxpay.Verifier // checks WeChat Pay's answers and notifications with keys
 	aead     *wxpay.AEAD     // the APIv3 key: decrypts notifications and certificates
 	v2key    *wxpay.V2Key    // nil: WXPAY_APIV2_KEY_FILE is not set
+	// v2 is the APIv2 merchant and clientCert its API client certificate
+	// (WXPAY_API=v2); both nil on APIv3.
+	v2         *wxpay.V2Merchant
+	clientCert *tls.Certificate
 	// refreshEvery is how often the platform certificates are downloaded
 	// again (WXPAY_CERT_REFRESH); 0: never.
 	refreshEvery  time.Duration
 	appSecret     []byte // the Mini Program AppSecret, for jscode2session
 	adminToken    []byte // the /admin bearer token
 	sessionSecret []byte // signs buyer session tokens
+	shopToken     []byte // the checkout API's bearer token; nil: WXPAYD_SHOP_TOKEN_FILE is not set
 }
 
 // loadIdentity chooses the RSA backend and reads every key and secret. Each
 // error is a configError naming the setting, never the content.
 func loadIdentity(v values, log *slog.Logger) (*identity, error) {
+	if v["WXPAY_API"] == apiV2 { // no RSA key, no WeChat Pay key: the APIv2 key signs
+		id := &identity{}
+		if err := id.readSecrets(v); err != nil {
+			return nil, err
+		}
+		if err := id.loadV2(v); err != nil {
+			return nil, err
+		}
+		return id, nil
+	}
 	// RSA backend: chosen once, logged.
 	backend, err := openssl.Select(v["WXPAYD_RSA_BACKEND"], v["WXPAYD_OPENSSL_LIB"])
 	if err != nil {
@@ -136,15 +153,19 @@ func certRefresh(v values) (time.Duration, error) {
 	return d, nil
 }
 
-// readSecrets reads the APIv3 key, the optional APIv2 key, the AppSecret,
-// the admin token and the session secret, each with its minimum length.
+// readSecrets reads the APIv3 key (not on APIv2), the APIv2 key (optional
+// on APIv3), the AppSecret, the admin token and the session secret, each
+// with its minimum length.
 func (id *identity) readSecrets(v values) error {
-	apiV3Key, err := v.secret("WXPAY_APIV3_KEY_FILE", 32)
-	if err != nil {
-		return configError{err}
-	}
-	if id.aead, err = wxpay.NewAEAD(apiV3Key); err != nil {
-		return cfgErr("WXPAY_APIV3_KEY_FILE: %w", err)
+	var err error
+	if v["WXPAY_API"] != apiV2 {
+		apiV3Key, err := v.secret("WXPAY_APIV3_KEY_FILE", 32)
+		if err != nil {
+			return configError{err}
+		}
+		if id.aead, err = wxpay.NewAEAD(apiV3Key); err != nil {
+			return cfgErr("WXPAY_APIV3_KEY_FILE: %w", err)
+		}
 	}
 	if v["WXPAY_APIV2_KEY_FILE"] != "" {
 		b, err := v.secret("WXPAY_APIV2_KEY_FILE", 1)
@@ -163,6 +184,11 @@ func (id *identity) readSecrets(v values) error {
 	}
 	if id.sessionSecret, err = v.secret("WXPAYD_SESSION_SECRET_FILE", 32); err != nil {
 		return configError{err}
+	}
+	if v["WXPAYD_SHOP_TOKEN_FILE"] != "" {
+		if id.shopToken, err = v.secret("WXPAYD_SHOP_TOKEN_FILE", 16); err != nil {
+			return configError{err}
+		}
 	}
 	return nil
 }

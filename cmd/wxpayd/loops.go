@@ -9,8 +9,8 @@ import (
 )
 
 // loops runs wxpayd's background loops (HTTP serving, timers, certificate
-// refresh, relay, sink, cluster formation), each on a goroutine counted in
-// one WaitGroup, and keeps their errors. A loop that returns an error
+// refresh, relay, sink, webhooks, cluster formation), each on a goroutine
+// counted in one WaitGroup, and keeps their errors. A loop that returns an error
 // other than context.Canceled has failed: before beginStop, the failure is
 // logged and closes failed, which ends serving; from beginStop on, it is
 // part of the shutdown's result. Safe for concurrent use.

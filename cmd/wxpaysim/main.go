@@ -1,8 +1,8 @@
 // Command wxpaysim is a WeChat Pay and Mini Program login sandbox; see
 // package github.com/wxpayd/wxpayd/bench/sim.
 //
-//	wxpaysim keygen --dir D [--appid wx…] [--mchid …] [--sim-addr host:port] [--notify-url URL]
-//	wxpaysim serve --keys-dir D [--listen 127.0.0.1:9090] [flags]
+//	wxpaysim keygen --dir D [--appid wx…] [--mchid …] [--sim-addr host:port] [--sim-tls-addr host:port] [--notify-url URL] [--api v3|v2]
+//	wxpaysim serve --keys-dir D [--listen 127.0.0.1:9090] [--tls-listen 127.0.0.1:9443] [flags]
 //
 // Every serve flag may also be given as WXPAYSIM_<FLAG> in the environment
 // (upper case, dashes as underscores, e.g. WXPAYSIM_NOTIFY_SPEEDUP); a flag on
@@ -59,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  wxpaysim keygen --dir DIR [--appid wx…] [--mchid N] [--sim-addr HOST:PORT] [--notify-url URL]
+  wxpaysim keygen --dir DIR [--appid wx…] [--mchid N] [--sim-addr HOST:PORT] [--sim-tls-addr HOST:PORT] [--notify-url URL] [--api v3|v2]
   wxpaysim serve --keys-dir DIR [--listen HOST:PORT] [flags]   (flags also as WXPAYSIM_* env)
 Run "wxpaysim serve -h" for the serve flags.
 `)
@@ -73,12 +73,18 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.AppID, "appid", sim.DefaultAppID, "Mini Program AppID")
 	fs.StringVar(&o.MchID, "mchid", sim.DefaultMchID, "merchant id")
 	fs.StringVar(&o.SimAddr, "sim-addr", sim.DefaultListen, "host:port wxpayd reaches the simulator at")
-	fs.StringVar(&o.NotifyURL, "notify-url", sim.DefaultNotifyURL, "wxpayd's notification URL, written to wxpay.env")
+	fs.StringVar(&o.SimTLSAddr, "sim-tls-addr", sim.DefaultTLSListen, "host:port wxpayd reaches the simulator's TLS listener (APIv2 /secapi/) at")
+	fs.StringVar(&o.NotifyURL, "notify-url", "", "wxpayd's notification URL, written to wxpay.env (default "+sim.DefaultNotifyURL+"; with --api v2 "+sim.DefaultV2NotifyURL+")")
+	fs.StringVar(&o.API, "api", "v3", "the merchant API wxpay.env configures: v3, or v2 (APIv2 credentials only: WXPAY_API=v2, the APIv2 key, the client certificate)")
 	if err := fs.Parse(args); err != nil {
 		return parseExit(err)
 	}
 	if *dir == "" || fs.NArg() != 0 {
 		fmt.Fprintln(stderr, "wxpaysim keygen: --dir is required and no arguments are taken")
+		return exitUsage
+	}
+	if o.API != "v2" && o.API != "v3" {
+		fmt.Fprintf(stderr, "wxpaysim keygen: --api %q: want v2 or v3\n", o.API)
 		return exitUsage
 	}
 	id, err := sim.Keygen(*dir, o)
@@ -97,6 +103,8 @@ func serve(args []string, stderr io.Writer) int {
 	var c sim.Config
 	fs.StringVar(&c.KeysDir, "keys-dir", "", "directory written by keygen (required)")
 	fs.StringVar(&c.Listen, "listen", sim.DefaultListen, "address to listen on")
+	fs.StringVar(&c.TLSListen, "tls-listen", "", "address of the TLS listener for APIv2's /secapi/ (merchant client certificates required); off disables it\n"+
+		"(default: keygen's --sim-tls-addr, "+sim.DefaultTLSListen+"; if that port is busy the listener stays off with a warning)")
 	fs.DurationVar(&c.Latency, "latency", 0, "added to every WeChat API answer, e.g. 30ms")
 	fs.StringVar(&c.SigningMode, "signing-mode", sim.DefaultSigningMode, "publickey, certificate or mixed")
 	fs.Float64Var(&c.MixedPublicKeyShare, "mixed-share", sim.DefaultMixedShare,
@@ -110,6 +118,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&c.Faults, "faults", "",
 		"API faults, comma-separated endpoint.kind=rate, e.g. all.system_error=0.05,refund.lost=0.1,prepay.slow=0.01\n"+
 			"endpoints: prepay query close refund refund_query certificates login bill bill_download all\n"+
+			"(APIv2's unifiedorder, orderquery, closeorder, /secapi/pay/refund and refundquery take prepay, query, close, refund and refund_query's)\n"+
 			"kinds: system_error rate_limited bad_gateway slow lost; and bill_download.corrupt (a file whose digest fails)")
 	fs.DurationVar(&c.SlowDelay, "slow-delay", sim.DefaultSlowDelay, "delay of a slow fault's answer")
 	fs.StringVar(&c.RefundOutcomes, "refund-outcomes", sim.DefaultRefundOutcomes,

@@ -46,7 +46,7 @@ func DropDatabase(t testing.TB, cfg clickhouse.Config) {
 func Stored(ctx context.Context, w *clickhouse.Writer) (map[string]event.Event, error) {
 	rows, err := w.Conn().Query(ctx, "SELECT event_id, type, out_trade_no, seq, ts_ms, state, sku, quantity, openid, amount, "+
 		"refund_amount, refunded_total, transaction_id, out_refund_no, notification_id, prepay_latency_us, prepay_to_paid_ms, "+
-		"reason, alert, v FROM events FINAL")
+		"reason, alert, v, shop_order_id, attach FROM events FINAL")
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func Stored(ctx context.Context, w *clickhouse.Writer) (map[string]event.Event, 
 		var v uint8
 		if err := rows.Scan(&e.EventID, &e.Type, &e.OutTradeNo, &e.Seq, &e.TimeMs, &e.State, &e.SKU, &e.Quantity, &e.OpenID,
 			&e.Amount, &e.RefundAmount, &e.RefundedTotal, &e.TransactionID, &e.OutRefundNo, &e.NotificationID,
-			&e.PrepayMicros, &e.PayMillis, &e.Reason, &e.Alert, &v); err != nil {
+			&e.PrepayMicros, &e.PayMillis, &e.Reason, &e.Alert, &v, &e.ShopOrderID, &e.Attach); err != nil {
 			return nil, err
 		}
 		e.V = int(v)

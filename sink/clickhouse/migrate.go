@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 )
 
 //go:embed migrations/*.sql
@@ -81,8 +83,10 @@ func Migrations() ([]Migration, error) {
 // embedded migration not yet recorded in db.schema_migrations, recording
 // each after its statements succeed. It returns the migrations it applied.
 //
-// Every statement is idempotent (IF NOT EXISTS), so two sinks starting at
-// once may both apply a step; the second changes nothing.
+// Every statement is idempotent, so two sinks starting at once may both
+// apply a step; the second changes nothing. CREATE takes IF NOT EXISTS;
+// ALTER TABLE ... ADD COLUMN cannot (18.16 has no IF NOT EXISTS there), so
+// a column that exists already counts as added (addedAlready).
 func Migrate(ctx context.Context, conn driver.Conn, db string) ([]Migration, error) {
 	if !dbName.MatchString(db) {
 		return nil, fmt.Errorf("%w: bad database name %q", ErrMigration, db)
@@ -111,7 +115,7 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) ([]Migration, err
 			continue
 		}
 		for _, q := range m.Statements(db) {
-			if err := conn.Exec(ctx, q); err != nil {
+			if err := conn.Exec(ctx, q); err != nil && !addedAlready(q, err) {
 				return done, fmt.Errorf("%w: %03d_%s: %w", ErrMigration, m.Version, m.Name, err)
 			}
 		}
@@ -125,6 +129,16 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) ([]Migration, err
 		done = append(done, m)
 	}
 	return done, nil
+}
+
+// addedAlready reports whether err is ClickHouse refusing an ADD COLUMN
+// statement (one column per statement) because the column exists:
+// ILLEGAL_COLUMN, "column with this name already exists", on 18.16 and
+// current versions alike.
+func addedAlready(q string, err error) bool {
+	var ex *proto.Exception
+	return strings.Contains(strings.ToUpper(q), " ADD COLUMN ") && errors.As(err, &ex) && ex.Code == 44 &&
+		strings.Contains(ex.Message, "already exists")
 }
 
 // AppliedVersions returns the versions recorded in db.schema_migrations.

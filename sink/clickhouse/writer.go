@@ -80,7 +80,7 @@ func (w *Writer) Config() Config { return w.cfg }
 // one on 18.16). Its order is the order of the appends in writeChunk.
 const columnList = "event_id, type, out_trade_no, seq, ts_ms, ts, state, sku, quantity, openid, amount, " +
 	"refund_amount, refunded_total, transaction_id, out_refund_no, notification_id, prepay_latency_us, " +
-	"prepay_to_paid_ms, reason, alert, v"
+	"prepay_to_paid_ms, reason, alert, v, shop_order_id, attach"
 
 // Write inserts evs, in INSERTs of at most BatchSize rows. It returns nil
 // only when ClickHouse accepted every row. On error some INSERTs may have
@@ -130,6 +130,7 @@ func (w *Writer) writeChunk(ctx context.Context, evs []event.Event) (err error) 
 	i64 := func() []int64 { return make([]int64, n) }
 	eventID, typ, otn, state, sku, openid := str(), str(), str(), str(), str(), str()
 	txn, refundNo, notifyID, reason, alert := str(), str(), str(), str(), str()
+	shopOrderID, attach := str(), str()
 	tsMs, qty, amount, refund, refunded, prepayUs, payMs := i64(), i64(), i64(), i64(), i64(), i64(), i64()
 	seq, ts, v := make([]uint64, n), make([]time.Time, n), make([]uint8, n)
 	for i := range evs {
@@ -140,6 +141,7 @@ func (w *Writer) writeChunk(ctx context.Context, evs []event.Event) (err error) 
 		refund[i], refunded[i], txn[i] = e.RefundAmount, e.RefundedTotal, e.TransactionID
 		refundNo[i], notifyID[i] = e.OutRefundNo, e.NotificationID
 		prepayUs[i], payMs[i], reason[i], alert[i], v[i] = e.PrepayMicros, e.PayMillis, e.Reason, e.Alert, uint8(e.V)
+		shopOrderID[i], attach[i] = e.ShopOrderID, e.Attach
 	}
 	batch, err := w.conn.PrepareBatch(ctx, w.insert)
 	if err != nil {
@@ -151,7 +153,7 @@ func (w *Writer) writeChunk(ctx context.Context, evs []event.Event) (err error) 
 		}
 	}()
 	cols := []any{eventID, typ, otn, seq, tsMs, ts, state, sku, qty, openid, amount,
-		refund, refunded, txn, refundNo, notifyID, prepayUs, payMs, reason, alert, v}
+		refund, refunded, txn, refundNo, notifyID, prepayUs, payMs, reason, alert, v, shopOrderID, attach}
 	for i, c := range cols {
 		if err := batch.Column(i).Append(c); err != nil {
 			return fmt.Errorf("clickhouse: append column %d: %w", i, err)

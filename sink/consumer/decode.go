@@ -172,6 +172,10 @@ func setString(e *event.Event, key, v string) bool {
 		e.Reason = v
 	case "alert":
 		e.Alert = v
+	case "shop_order_id":
+		e.ShopOrderID = v
+	case "attach":
+		e.Attach = v
 	default:
 		return false
 	}

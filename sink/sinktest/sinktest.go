@@ -51,6 +51,10 @@ func Events(seed string, n int) []event.Event {
 			TransactionID: "42000" + otn, OutRefundNo: "R" + otn, NotificationID: fmt.Sprintf("n-%d", i),
 			PrepayMicros: int64(1000 + i), PayMillis: int64(2000 + i), Reason: "r", Alert: "a",
 		}
+		if i/len(types)%3 == 0 { // a shop's checkout order
+			out[i].SKU, out[i].Quantity = "", 0
+			out[i].ShopOrderID, out[i].Attach = "shop-"+otn, "cart:"+otn
+		}
 	}
 	return out
 }

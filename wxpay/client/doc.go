@@ -7,6 +7,13 @@
 // (signing, verification, AEAD, models) is package wxpay, which stays
 // transport-free.
 //
+// V2Client is the same order API for a merchant on APIv2 (v2client.go):
+// XML to /pay/unifiedorder, /pay/orderquery, /pay/closeorder,
+// /secapi/pay/refund (TLS with the merchant's API client certificate) and
+// /pay/refundquery, every reply's sign verified, answers and refusals
+// translated into the APIv3 model by wxpay.V2Merchant, so Outcome and the
+// order actors treat both APIs alike.
+//
 // # Requests and answers
 //
 // Every merchant API request carries an Authorization header made by the

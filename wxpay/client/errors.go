@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/wxpayd/wxpayd/wxpay"
@@ -62,6 +63,11 @@ var (
 	// ErrRefreshLimited: a certificate download was asked for within
 	// MinRefreshInterval of the previous one; nothing was downloaded.
 	ErrRefreshLimited = errors.New("certificate refresh rate-limited")
+
+	// ErrV2Unsupported: the call has no APIv2 counterpart (V2Client's
+	// ApplyAbnormalRefund); nothing was sent. It wraps ErrInvalidRequest,
+	// so Outcome calls it definitive (OutcomeNotSent).
+	ErrV2Unsupported = fmt.Errorf("%w: not available in APIv2", ErrInvalidRequest)
 )
 
 // jscode2session errcode sentinels; a *LoginError matches the one for its

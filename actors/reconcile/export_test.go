@@ -1,0 +1,8 @@
+package reconcile
+
+// SetMatchHook makes r call fn after each order matched (a crash test).
+func SetMatchHook(r *Reconciler, fn func(n int) error) { r.matchHook = fn }
+
+// SetCheckpoint sets how many orders r matches between two saves of its
+// cursor.
+func SetCheckpoint(r *Reconciler, n int) { r.checkpoint = n }
