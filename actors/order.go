@@ -10,6 +10,7 @@ import (
 
 	"github.com/wxpayd/wxpayd/actors/store"
 	"github.com/wxpayd/wxpayd/wxpay"
+	"github.com/wxpayd/wxpayd/wxpay/client"
 )
 
 // orderActor owns one order: it loads the record on start, runs the state
@@ -152,6 +153,9 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 		out = closeDone(a.order, m, env)
 	case *RefundDone:
 		a.inflight--
+		if code, definitive := client.Outcome(m.Err); !definitive || code == wxpay.CodeFrequencyLimited {
+			a.sys.refundFailed()
+		}
 		out = refundResult(a.order, refundOutcome{outRefundNo: m.OutRefundNo, status: m.Refund.Status,
 			refundID: m.Refund.RefundID, err: m.Err, query: m.Query, apply: m.Apply}, env)
 	default:
@@ -332,7 +336,7 @@ func (a *orderActor) startCall(kind callKind, r *store.Refund, apply *wxpay.Abno
 		return false
 	}
 	if kind == callRefund || kind == callRefundQuery || kind == callApplyAbnormal {
-		if _, ok := s.refunds.reserve(); !ok {
+		if !s.refundToken() {
 			return false // over WeChat's refund rate: the next attempt waits
 		}
 	}

@@ -192,3 +192,34 @@ func TestReconcileAppliesAMissedPayment(t *testing.T) {
 	}
 	eventually(t, "stock sold", func() bool { v, _ := h.sys.Inventory().Get(ctx, "r"); return v.Sold == 1 && v.Reserved == 0 })
 }
+
+// TestRefundCallsSlowWhileWeChatFailsThem: after a refund call whose
+// outcome is unknown, refund calls are paced at WeChat's 6 QPS for a
+// minute instead of 150.
+func TestRefundCallsSlowWhileWeChatFailsThem(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, t.TempDir(), time.Second, nil, nil)
+	h.sys.refunds = newBudget(150, 0, h.clk.now)
+	h.sys.refundsFailing = newBudget(failingRefundQPS, 0, h.clk.now)
+	granted := func() int {
+		n := 0
+		for i := 0; i < 100; i++ {
+			if h.sys.refundToken() {
+				n++
+			}
+		}
+		return n
+	}
+	if n := granted(); n < 10 {
+		t.Fatalf("healthy: %d of 100 granted at once", n)
+	}
+	h.clk.advance(time.Second) // refill
+	h.sys.refundFailed()
+	if n := granted(); n != 1 {
+		t.Fatalf("failing: %d of 100 granted at once, want 1 (6 QPS, burst 1)", n)
+	}
+	h.clk.advance(failingFor + time.Second)
+	if n := granted(); n < 10 {
+		t.Fatalf("a minute later: %d of 100 granted", n)
+	}
+}

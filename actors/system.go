@@ -165,10 +165,15 @@ type System struct {
 	prepays   *executor // prepay calls, apart so timers never delay buyers
 	budget    *budget   // prepay calls
 	refunds   *budget   // refund calls
-	metrics   Metrics
-	workers   *workers
-	stopped   atomic.Bool
-	closeOnce sync.Once
+	// refundsFailing paces refund calls while WeChat is failing them
+	// (WeChat allows 6 QPS then): until failingUntil (unix ms), a refund
+	// call needs a token of both budgets.
+	refundsFailing *budget
+	failingUntil   atomic.Int64
+	metrics        Metrics
+	workers        *workers
+	stopped        atomic.Bool
+	closeOnce      sync.Once
 }
 
 // New starts the actor system over st. Call Recover before serving
@@ -187,6 +192,7 @@ func New(cfg Config, st *store.Store, wc WeChat) (*System, error) {
 	s.prepays = newExecutor(cfg.PrepayWorkers, cfg.PrepayQueue, &s.metrics)
 	s.budget = newBudget(max(cfg.PrepayQPS, 0), cfg.PrepayMaxWait, cfg.Now)
 	s.refunds = newBudget(max(cfg.RefundQPS, 0), 0, cfg.Now)
+	s.refundsFailing = newBudget(failingRefundQPS, 0, cfg.Now)
 	s.timers = newTimers(cfg.Now, func(otn string) bool { return s.send(&Tick{OutTradeNo: otn}) }, &s.metrics)
 	s.inventory = newInventory(s)
 	for i := 0; i < cfg.Partitions; i++ {
@@ -194,6 +200,30 @@ func New(cfg Config, st *store.Store, wc WeChat) (*System, error) {
 		s.managers = append(s.managers, pid)
 	}
 	return s, nil
+}
+
+// failingRefundQPS is WeChat's refund rate while its refund calls fail,
+// and failingFor how long a failure keeps wxpayd at it.
+const (
+	failingRefundQPS = 6
+	failingFor       = time.Minute
+)
+
+// refundToken takes the tokens a refund call needs now.
+func (s *System) refundToken() bool {
+	if s.cfg.Now().UnixMilli() < s.failingUntil.Load() {
+		if _, ok := s.refundsFailing.reserve(); !ok {
+			return false
+		}
+	}
+	_, ok := s.refunds.reserve()
+	return ok
+}
+
+// refundFailed notes a refund call whose outcome is unknown (5xx, 429,
+// timeout): refund calls slow to failingRefundQPS for failingFor.
+func (s *System) refundFailed() {
+	s.failingUntil.Store(s.cfg.Now().Add(failingFor).UnixMilli())
 }
 
 // dispatchWorkers is how many goroutines run actor mailboxes; more busy
