@@ -608,8 +608,14 @@ func refundResult(cur store.Order, n refundOutcome, env Env) Outcome {
 			e.Alert = "refund abnormal: apply for it through the admin API or the merchant portal"
 		})
 	default: // PROCESSING: WeChat has it; remember its refund id
-		if r.Status != wxpay.RefundStatusProcessing || n.refundID != "" && r.RefundID != n.refundID {
+		if r.Status == wxpay.RefundStatusAbnormal && !n.apply && !n.query && n.notifyID == "" {
+			// The create's answer arriving after WeChat already reported
+			// ABNORMAL is older news: keep ABNORMAL, take the refund id.
+			refunds[idx].Status = wxpay.RefundStatusAbnormal
+		} else {
 			refunds[idx].Status = wxpay.RefundStatusProcessing
+		}
+		if refunds[idx].Status != r.Status || n.refundID != "" && r.RefundID != n.refundID {
 			o.Order.Refunds = refunds
 			o.Write = true
 		}

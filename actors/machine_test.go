@@ -262,6 +262,16 @@ func TestTransitions(t *testing.T) {
 				return refundResult(o, refundOutcome{outRefundNo: "R1", status: wxpay.RefundStatusAbnormal}, env)
 			},
 			store.StateRefunding, nil, stockNone, callNone, StatusOK},
+		{"a create's late PROCESSING answer does not undo an ABNORMAL notification", store.StateRefunding,
+			func(o store.Order) Outcome {
+				o.Refunds[0].Status, o.Refunds[0].RefundID = wxpay.RefundStatusAbnormal, ""
+				out := refundResult(o, refundOutcome{outRefundNo: "R1", status: wxpay.RefundStatusProcessing, refundID: "5020"}, env)
+				if out.Order.Refunds[0].Status != wxpay.RefundStatusAbnormal || out.Order.Refunds[0].RefundID != "5020" {
+					out.Order.State = store.StatePaid // fail the row: the late answer won
+				}
+				return out
+			},
+			store.StateRefunding, nil, stockNone, callNone, StatusOK},
 		{"an ABNORMAL refund that WeChat then pays completes", store.StateRefunding,
 			func(o store.Order) Outcome {
 				o.Refunds[0].Status = wxpay.RefundStatusAbnormal
