@@ -27,6 +27,7 @@ type orderActor struct {
 	inflight  int                    // WeChat calls (prepay or background) not yet answered
 	waiting   map[string]chan *Reply // out_refund_no → admin waiting for the refund call
 	prepaying bool                   // a prepay call is out
+	tokenHeld bool                   // tick took the refund budget's token for the call it starts
 	// reconciling waits for the query a Reconcile started (reconcileWhy
 	// is its reason, passed to the query's result).
 	reconciling  chan *Reply
@@ -139,6 +140,15 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 			return // a call is out; its answer reschedules
 		}
 		out = tick(a.order, env)
+		if refundCall(out.Call) {
+			// Take the refund budget's token before the schedule moves on:
+			// a refusal must not cost the order a whole backoff step.
+			if !a.sys.refundToken() {
+				a.schedule(env.Now.Add(time.Second + time.Duration(a.processed%500)*time.Millisecond))
+				return
+			}
+			a.tokenHeld = true
+		}
 	case *Reconcile:
 		if a.inflight > 0 || a.reconciling != nil {
 			a.respond(&Reply{Status: StatusConflict, Order: a.order, Exists: true}) // a call is out: ask again
@@ -294,6 +304,10 @@ func (a *orderActor) reschedule(env Env) {
 	a.sys.timers.schedule(a.key, due)
 }
 
+func refundCall(k callKind) bool {
+	return k == callRefund || k == callRefundQuery || k == callApplyAbnormal
+}
+
 // startCall runs a WeChat call on the executor; its result comes back
 // through the manager like any other message.
 func (a *orderActor) startCall(kind callKind, r *store.Refund, apply *wxpay.AbnormalRefundRequest) bool {
@@ -335,11 +349,10 @@ func (a *orderActor) startCall(kind callKind, r *store.Refund, apply *wxpay.Abno
 	default:
 		return false
 	}
-	if kind == callRefund || kind == callRefundQuery || kind == callApplyAbnormal {
-		if !s.refundToken() {
-			return false // over WeChat's refund rate: the next attempt waits
-		}
+	if refundCall(kind) && !a.tokenHeld && !s.refundToken() {
+		return false // over WeChat's refund rate: the next attempt waits
 	}
+	a.tokenHeld = false
 	return s.calls.submit(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.CallTimeout)
 		msg := fn(ctx)
