@@ -76,8 +76,9 @@ var stateValues = func() map[State][]byte {
 
 // putIndexes writes o's index entries into the write's batch. It runs on
 // every transition: the keys are built in one stack buffer (the batch
-// copies them).
-func (w *Write) putIndexes(o *Order) {
+// copies them). The shop order id's entry never changes, so it is written
+// with the order's first record (created) only.
+func (w *Write) putIndexes(o *Order, created bool) {
 	if w.err != nil {
 		return
 	}
@@ -96,7 +97,7 @@ func (w *Write) putIndexes(o *Order) {
 			return
 		}
 	}
-	if o.ShopOrderID != "" {
+	if created && o.ShopOrderID != "" {
 		k = append(append(buf[:0], shopIndex...), o.ShopOrderID...)
 		w.err = w.b.Set(k, append(k[len(k):], o.OutTradeNo...), nil)
 	}
@@ -106,37 +107,7 @@ func (w *Write) putIndexes(o *Order) {
 // indexes existed get them when they are first opened by a version that
 // keeps them. It runs in Open, before anything else writes.
 func (s *Store) buildIndexes() error {
-	_, closer, err := s.db.Get([]byte(indexMarker))
-	if err == nil {
-		return closer.Close()
-	}
-	if !errors.Is(err, pebble.ErrNotFound) {
-		return fmt.Errorf("store: indexes: %w", err)
-	}
-	w := s.NewWrite()
-	n := 0
-	err = s.scanJSON([]byte("o/"), func(_, val []byte) error {
-		var o Order
-		if err := decodeOrder(val, &o); err != nil {
-			return fmt.Errorf("store: indexes: decode order: %w", err)
-		}
-		w.putIndexes(&o)
-		if n++; n%1000 == 0 {
-			if err := w.Commit(); err != nil {
-				return err
-			}
-			w = s.NewWrite()
-		}
-		return nil
-	})
-	if err != nil {
-		w.Discard()
-		return err
-	}
-	if w.err == nil {
-		w.err = w.b.Set([]byte(indexMarker), []byte(indexVersion), nil)
-	}
-	return w.Commit()
+	return s.backfillOrders([]byte(indexMarker), []byte(indexVersion), func(w *Write, o *Order) { w.putIndexes(o, true) })
 }
 
 // OrderQuery selects a page of orders, newest first.

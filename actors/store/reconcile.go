@@ -64,7 +64,15 @@ func (w *Write) indexOrderDays(o *Order) {
 // entries it writes are the ones IndexDay writes (setting one again changes
 // nothing), so it may run while the actors serve.
 func (s *Store) BuildDayIndex() error {
-	done, err := s.get(dayIndexMarker, func([]byte) error { return nil })
+	return s.backfillOrders(dayIndexMarker, []byte("1"), (*Write).indexOrderDays)
+}
+
+// backfillOrders runs index over every order record, once per marker: it
+// returns at once when marker is set, else writes in batches (unsynced;
+// the last one, which sets marker to value, is synced, and Pebble's WAL
+// makes the earlier ones durable with it).
+func (s *Store) backfillOrders(marker, value []byte, index func(*Write, *Order)) error {
+	done, err := s.get(marker, func([]byte) error { return nil })
 	if err != nil || done {
 		return err
 	}
@@ -73,9 +81,9 @@ func (s *Store) BuildDayIndex() error {
 	err = s.scanJSON([]byte("o/"), func(_, val []byte) error {
 		var o Order
 		if err := decodeOrder(val, &o); err != nil {
-			return fmt.Errorf("store: decode order: %w", err)
+			return fmt.Errorf("store: backfill %s: decode order: %w", marker, err)
 		}
-		w.indexOrderDays(&o)
+		index(w, &o)
 		if n++; n%4096 == 0 {
 			if err := w.CommitRelaxed(); err != nil {
 				return err
@@ -88,7 +96,9 @@ func (s *Store) BuildDayIndex() error {
 		w.Discard()
 		return err
 	}
-	w.PutRecon(dayIndexMarker, []byte("1"))
+	if w.err == nil {
+		w.err = w.b.Set(marker, value, nil)
+	}
 	return w.Commit()
 }
 

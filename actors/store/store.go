@@ -357,7 +357,7 @@ func (w *Write) PutOrder(o *Order) {
 	} else {
 		w.err = w.b.Set(activeKey(o.OutTradeNo), nil, nil)
 	}
-	w.putIndexes(o)
+	w.putIndexes(o, o.Seq <= 1) // seq 1: order.created, the order's first record
 }
 
 // AddEvent appends an event to the order's history and to the outbox, and
