@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,3 +225,87 @@ func TestRefundCallsSlowWhileWeChatFailsThem(t *testing.T) {
 		t.Fatalf("a minute later: %d of 100 granted", n)
 	}
 }
+
+// TestRacingAdminRefundsRefundOnce: many admins refund one paid order at
+// once, some under the same refund number, while WeChat loses every other
+// create's answer. Each refund number exists once at wxpayd and once at
+// WeChat, nothing is refunded past the total, and what wxpayd booked
+// refunded equals what WeChat refunded.
+func TestRacingAdminRefundsRefundOnce(t *testing.T) {
+	t.Parallel()
+	wc := &scriptedWeChat{state: map[string]string{}}
+	wc.refundErr = func(n int64) error {
+		if n%2 == 1 {
+			return &wxpay.APIError{Status: 500, Code: wxpay.CodeSystemError} // took effect, answer lost
+		}
+		return nil
+	}
+	h := newHarness(t, t.TempDir(), time.Second, wc, nil)
+	h.putSKU(t, "rr", 1, 0)
+	ctx := context.Background()
+	otn := "01KRACEREF01"
+	if _, err := h.buy(ctx, "rr", otn, "b", 1); err != nil {
+		t.Fatal(err)
+	}
+	tx := successTx()
+	tx.OutTradeNo = otn
+	if _, err := h.sys.Request(ctx, &PaymentNotified{Tx: tx, NotifyID: "EV-1"}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 60; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			m := &StartRefund{OutTradeNo: otn, Amount: 100}
+			if i%2 == 0 {
+				m.OutRefundNo = otn + "-K1" // one admin's request, retried
+			}
+			if _, err := h.sys.Request(ctx, m); err != nil && !errors.Is(err, ErrTimeout) {
+				var we *wxpay.APIError
+				if !errors.As(err, &we) {
+					t.Error(err)
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	// Let every pending refund be sent again and complete, admins asking
+	// for more as the order allows.
+	for step := 0; step < 12; step++ {
+		h.clk.advance(11 * time.Minute)
+		h.sys.timers.poke()
+		time.Sleep(20 * time.Millisecond)
+		_, _ = h.sys.Request(ctx, &StartRefund{OutTradeNo: otn, Amount: 100})
+	}
+	eventually(t, "refunds settle", func() bool {
+		return h.order(t, otn).State == store.StateRefunded && pendingRefund(ptr(h.order(t, otn))) == nil
+	})
+	o := h.order(t, otn)
+	seen := map[string]bool{}
+	var sum, success int64
+	for _, r := range o.Refunds {
+		if seen[r.OutRefundNo] {
+			t.Fatalf("refund number %s twice: %+v", r.OutRefundNo, o.Refunds)
+		}
+		seen[r.OutRefundNo] = true
+		sum += r.Amount
+		if r.Status == wxpay.RefundStatusSuccess {
+			success += r.Amount
+		}
+	}
+	wc.mu.Lock()
+	var atWeChat int64
+	for no, amt := range wc.refunds {
+		if !seen[no] {
+			t.Errorf("WeChat refunded %s, which wxpayd does not know", no)
+		}
+		atWeChat += amt
+	}
+	wc.mu.Unlock()
+	if sum > o.Total || success != o.RefundedFen || atWeChat != o.RefundedFen {
+		t.Fatalf("refunds %d (success %d) of %d; wxpayd booked %d, WeChat refunded %d", sum, success, o.Total, o.RefundedFen, atWeChat)
+	}
+}
+
+func ptr(o store.Order) *store.Order { return &o }
