@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -309,3 +310,45 @@ func TestRacingAdminRefundsRefundOnce(t *testing.T) {
 }
 
 func ptr(o store.Order) *store.Order { return &o }
+
+// TestReconcileRacingANotificationPaysOnce: the reconciliation's repair and
+// WeChat's late notification arrive together, many times over; the order
+// is paid once and its unit sold once.
+func TestReconcileRacingANotificationPaysOnce(t *testing.T) {
+	t.Parallel()
+	wc := &scriptedWeChat{state: map[string]string{}}
+	h := newHarness(t, t.TempDir(), time.Second, wc, nil)
+	h.putSKU(t, "rn", 3, 0)
+	ctx := context.Background()
+	otn := "01KRECRACE01"
+	if _, err := h.buy(ctx, "rn", otn, "b", 1); err != nil {
+		t.Fatal(err)
+	}
+	wc.set(otn, wxpay.TradeStateSuccess)
+	tx := successTx()
+	tx.OutTradeNo = otn
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(2)
+		go func() { defer wg.Done(); _, _ = h.sys.Request(ctx, &Reconcile{OutTradeNo: otn, Reason: "race"}) }()
+		go func(i int) {
+			defer wg.Done()
+			_, _ = h.sys.Request(ctx, &PaymentNotified{Tx: tx, NotifyID: fmt.Sprintf("EV-%d", i%3)})
+		}(i)
+	}
+	wg.Wait()
+	hist, err := h.st.History(otn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paid := 0
+	for _, e := range hist {
+		if e.Type == "order.paid" {
+			paid++
+		}
+	}
+	if paid != 1 {
+		t.Fatalf("%d order.paid events", paid)
+	}
+	eventually(t, "one unit sold", func() bool { v, _ := h.sys.Inventory().Get(ctx, "rn"); return v.Sold == 1 && v.Reserved == 0 })
+}
