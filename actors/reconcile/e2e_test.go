@@ -605,3 +605,36 @@ func TestReconciliationRefusesACorruptBill(t *testing.T) {
 		t.Fatalf("the next attempt: %v %+v", err, run)
 	}
 }
+
+// A reconciliation asked for while the run before it is finishing (its
+// last write made, its date not yet let go) is a new run, not lost: the
+// 202 the admin got is kept.
+func TestReconciliationAskedForAsARunFinishesRunsAgain(t *testing.T) {
+	s := newStack(t, stackOpts{noRun: true})
+	date := wxpay.BillDate(time.Now().AddDate(0, 0, -1))
+	if _, err := s.sim.SyntheticBill(date, 10); err != nil {
+		t.Fatal(err)
+	}
+	var asked reconcile.Run
+	var askErr error
+	reconcile.SetDoneHook(s.rec, func() {
+		if asked.Run == 0 {
+			asked, askErr = s.rec.Request(date)
+		}
+	})
+	run, err := s.rec.RunDate(context.Background(), date)
+	if err != nil || run.Run != 1 || run.Status != reconcile.StatusDone {
+		t.Fatalf("run 1: %+v %v", run, err)
+	}
+	if askErr != nil || asked.Run != 2 || asked.Status != reconcile.StatusPending {
+		t.Fatalf("asked for as run 1 finished: %+v %v, want run 2 pending", asked, askErr)
+	}
+	rep, err := s.rec.Report(date, 0)
+	if err != nil || rep.Run.Run != 2 || rep.Status != reconcile.StatusPending {
+		t.Fatalf("the record after the request: %+v %v", rep.Run, err)
+	}
+	run, err = s.rec.RunDate(context.Background(), date)
+	if err != nil || run.Run != 2 || run.Status != reconcile.StatusDone {
+		t.Fatalf("run 2: %+v %v", run, err)
+	}
+}

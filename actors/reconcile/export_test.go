@@ -6,3 +6,7 @@ func SetMatchHook(r *Reconciler, fn func(n int) error) { r.matchHook = fn }
 // SetCheckpoint sets how many orders r matches between two saves of its
 // cursor.
 func SetCheckpoint(r *Reconciler, n int) { r.checkpoint = n }
+
+// SetDoneHook makes r call fn after a run's last write, before it lets go
+// of the run's date.
+func SetDoneHook(r *Reconciler, fn func()) { r.doneHook = fn }

@@ -36,6 +36,9 @@ type Reconciler struct {
 	// matchHook, when set (tests), is called after each order matched with
 	// the count so far; an error stops the run there, as a crash would.
 	matchHook func(n int) error
+	// doneHook, when set (tests), is called after a run's last write and
+	// before RunDate lets go of its date.
+	doneHook func()
 	// checkpoint is how many orders are matched between two saves of the
 	// cursor (checkpointEvery; tests lower it).
 	checkpoint int
@@ -279,7 +282,9 @@ func (r *Reconciler) Request(date string) (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
-	if r.active == date || ok && (run.Status == StatusPending || run.Status == StatusRunning) {
+	// A run that is finishing has written StatusDone before it lets go of
+	// its date: a request then is for a new run, not for the one ending.
+	if ok && (run.Status == StatusPending || run.Status == StatusRunning) || r.active == date && !(ok && run.Status == StatusDone) {
 		return run, nil
 	}
 	next := Run{Date: date, Run: 1, Status: StatusPending, Requested: true}

@@ -81,6 +81,9 @@ func (r *Reconciler) RunDate(ctx context.Context, date string) (Run, error) {
 		}
 		r.cfg.Logger.Info("reconciled", "date", date, "run", run.Run, "bill_rows", run.BillRows,
 			"matched", run.Matched, "discrepancies", run.Found, "took", time.Since(start).Round(time.Millisecond))
+		if r.doneHook != nil {
+			r.doneHook()
+		}
 		return run, nil
 	case errors.As(err, &hookErr):
 		return run, err // a test's crash: nothing more is written
