@@ -1,7 +1,8 @@
 // Package itest is the gate and the helpers of wxpayd's integration tests,
 // the tests that use the real Kafka and ClickHouse that deploy/local
-// starts. It is for _test.go files only, in any package of the module
-// (sink, cmd/wxpayd, bench/load).
+// starts. It is for tests only: _test.go files in any package of the
+// module (sink, cmd/wxpayd, bench/load), and bench/rig, the real-binary
+// rig those tests share.
 //
 // The gate: a test asks for the services with Kafka and ClickHouse, or
 // with Optional when it can also run without them (on wxpayd's embedded

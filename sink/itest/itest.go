@@ -127,7 +127,9 @@ func Name(prefix string) string {
 }
 
 // Eventually polls cond every interval until it returns true, and fails
-// the test with what and cond's last message if timeout passes first.
+// the test with what and cond's last message (if it gave one) if timeout
+// passes first. It is the module's one poll of this kind: bench/rig's
+// Eventually is this one every 100 ms.
 func Eventually(t testing.TB, timeout, interval time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -137,6 +139,9 @@ func Eventually(t testing.TB, timeout, interval time.Duration, what string, cond
 			return
 		}
 		if time.Now().After(deadline) {
+			if msg == "" {
+				t.Fatalf("%s: not within %v", what, timeout)
+			}
 			t.Fatalf("%s: not within %v (last: %s)", what, timeout, msg)
 		}
 		time.Sleep(interval)
