@@ -22,7 +22,7 @@ if [ ! -f "$run/keys/wxpay.env" ]; then
   echo "run-stack: creating a development identity in $run/keys"
   "$bin/wxpaysim" keygen --dir "$run/keys" --sim-addr "$sim_addr" --notify-url "http://$listen/wxpay/v3/notify" >/dev/null
 fi
-for s in admin_token session_secret; do
+for s in admin_token session_secret shop_token; do
   if [ ! -s "$run/secrets/$s" ]; then
     (umask 077; head -c 48 /dev/urandom | base64 | tr -d '\n=+/' > "$run/secrets/$s")
   fi
@@ -48,6 +48,7 @@ set -a
 set +a
 export WXPAYD_LISTEN="$listen" WXPAYD_DATA_DIR="$run/data" \
   WXPAYD_ADMIN_TOKEN_FILE="$run/secrets/admin_token" WXPAYD_SESSION_SECRET_FILE="$run/secrets/session_secret" \
+  WXPAYD_SHOP_TOKEN_FILE="$run/secrets/shop_token" \
   WXPAYD_KAFKA_BROKERS="$KAFKA_ADDR" WXPAYD_CLICKHOUSE_ADDR="$CLICKHOUSE_ADDR"
 # The Mini Program simulator page is served by wxpaysim, another origin than wxpayd's:
 # wxpayd must allow it to call /api/v1/ (ingress/cors.go).
@@ -57,7 +58,7 @@ page="http://$sim_addr/sim/miniprogram/?api=http://$listen&sku=tea"
 cat <<MSG
 run-stack: wxpaysim on http://$sim_addr (log $run/logs/wxpaysim.log)
 run-stack: wxpayd on http://$listen, Kafka $KAFKA_ADDR, ClickHouse $CLICKHOUSE_ADDR
-run-stack: admin token in $run/secrets/admin_token; try:
+run-stack: admin token in $run/secrets/admin_token, the shop's token in $run/secrets/shop_token; try:
   curl -X PUT -H "Authorization: Bearer \$(cat $run/secrets/admin_token)" http://$listen/admin/v1/skus/tea \\
        -d '{"description":"tea","price":888,"stock":100,"per_buyer_limit":2}'
   curl -X POST http://$listen/api/v1/login -d '{"code":"code-alice"}'
