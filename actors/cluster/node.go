@@ -53,6 +53,10 @@ type Config struct {
 	// ReconcileAfter is the age after which a hold for an order on another
 	// node is checked against that order (default 2 min).
 	ReconcileAfter time.Duration
+	// MaxServing bounds the requests from other nodes this node serves at
+	// once (default 4096); past it a request is answered "overloaded"
+	// (actors.ErrOverloaded at the caller).
+	MaxServing int
 	// Logger receives this package's events (default slog.Default);
 	// ProtoLogger receives protoactor's own (default: discarded).
 	Logger      *slog.Logger
@@ -71,6 +75,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReconcileAfter <= 0 {
 		c.ReconcileAfter = 2 * time.Minute
+	}
+	if c.MaxServing <= 0 {
+		c.MaxServing = 4096
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -131,10 +138,16 @@ type Node struct {
 	alive   atomic.Pointer[map[string]bool] // kinds in the current topology
 	topo    chan struct{}                   // signalled on each topology change
 	stock   *settler
-	wg      sync.WaitGroup
-	quit    chan struct{}
-	closed  atomic.Bool
-	started atomic.Bool
+	serving chan struct{} // a slot per request from another node being served
+	// mu orders spawn against Close: once stopping is set no goroutine
+	// joins wg, so Close's wait ends.
+	mu       sync.Mutex
+	stopping bool
+	wg       sync.WaitGroup // every goroutine the node starts
+	quit     chan struct{}  // closed by Close: the loops stop
+	done     chan struct{}  // closed when Close's shutdown has finished
+	closed   atomic.Bool
+	started  atomic.Bool
 }
 
 // New builds a node over the local actor system. Start joins the cluster.
@@ -143,7 +156,8 @@ func New(cfg Config, sys *actors.System) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, sys: sys, topo: make(chan struct{}, 1), quit: make(chan struct{})}
+	n := &Node{cfg: cfg, sys: sys, topo: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		serving: make(chan struct{}, cfg.MaxServing)}
 	empty := map[string]bool{}
 	n.alive.Store(&empty)
 	n.stock = newSettler(n)
@@ -176,9 +190,17 @@ func (n *Node) Start() error {
 	return nil
 }
 
-func (n *Node) spawn(fn func()) {
+// spawn runs fn on a goroutine Close waits for; false (fn not run) once
+// Close has begun.
+func (n *Node) spawn(fn func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopping {
+		return false
+	}
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); fn() }()
+	return true
 }
 
 func (n *Node) onTopology(t *pcluster.ClusterTopology) {
@@ -240,26 +262,33 @@ func (n *Node) WaitFor(ctx context.Context) error {
 }
 
 // Close leaves the cluster: stops the settler (unsent settlements are
-// reconciled later by their SKU's owner), waits for the grains' requests
-// in progress (up to ctx) and shuts protoactor down.
+// reconciled later by their SKU's owner), waits for the requests in
+// progress, to and from other nodes (each bounded by Timeout), and shuts
+// protoactor down. When ctx ends first Close returns its error and the
+// shutdown goes on; Done is closed when it has finished.
 func (n *Node) Close(ctx context.Context) error {
 	if !n.closed.CompareAndSwap(false, true) || !n.started.Load() {
 		return nil
 	}
+	n.mu.Lock()
+	n.stopping = true
+	n.mu.Unlock()
 	close(n.quit)
-	done := make(chan struct{})
-	go func() {
+	go func() { // the node's last goroutine: it ends with the shutdown it waits for
 		n.wg.Wait()
 		n.c.Shutdown(true)
-		close(done)
+		close(n.done)
 	}()
 	select {
-	case <-done:
+	case <-n.done:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("cluster: close: %w", ctx.Err())
 	}
 }
+
+// Done is closed once a Close has shut the node down.
+func (n *Node) Done() <-chan struct{} { return n.done }
 
 // ShardOf returns the shard owning out_trade_no (its first two characters).
 func ShardOf(otn string) string {
@@ -334,11 +363,13 @@ func (n *Node) call(ctx context.Context, shard, key string, e envelope) (answer,
 		err error
 	}
 	ch := make(chan result, 1)
-	go func() {
+	if !n.spawn(func() {
 		v, err := n.c.Request(identity, Kind(shard), &wrapperspb.BytesValue{Value: b},
 			pcluster.WithTimeout(timeout), pcluster.WithRetryCount(2))
 		ch <- result{v, err}
-	}()
+	}) {
+		return answer{}, actors.ErrStopped
+	}
 	t := time.NewTimer(timeout + 100*time.Millisecond)
 	defer t.Stop()
 	var res result
@@ -517,12 +548,23 @@ func (g *grain) Receive(ctx actor.Context) {
 	}
 	n := g.n
 	b := m.Value
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		out, _ := json.Marshal(n.serve(b))
+	reply := func(a answer) {
+		out, _ := json.Marshal(a)
 		n.as.Root.Send(sender, &wrapperspb.BytesValue{Value: out})
-	}()
+	}
+	select {
+	case n.serving <- struct{}{}:
+	default:
+		reply(answer{Err: errCode(actors.ErrOverloaded)})
+		return
+	}
+	if !n.spawn(func() {
+		defer func() { <-n.serving }()
+		reply(n.serve(b))
+	}) {
+		<-n.serving
+		reply(answer{Err: errCode(actors.ErrStopped)})
+	}
 }
 
 // serve applies one envelope from another node to the local system.
