@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -118,6 +119,33 @@ func TestCleanupStopsTheProcess(t *testing.T) {
 	}
 }
 
+// TestFailingChild fails on purpose with a process running, when
+// TestFailedTestShowsTheLog runs it in a child test binary.
+func TestFailingChild(t *testing.T) {
+	if os.Getenv("RIG_FAIL") == "" {
+		t.Skip("run by TestFailedTestShowsTheLog")
+	}
+	addr := rig.FreeAddr(t)
+	c := child(t, "serve", addr)
+	c.Log = os.Getenv("RIG_FAIL")
+	rig.Start(t, c).WaitReady(t, "http://"+addr+"/ready", 30*time.Second)
+	t.Fatal("failing on purpose")
+}
+
+// TestFailedTestShowsTheLog: when a test fails, its processes' logs end
+// its output.
+func TestFailedTestShowsTheLog(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "failing.log")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFailingChild$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "RIG_FAIL="+log)
+	out, _ := cmd.CombinedOutput() // it fails: the verdict is in the output
+	for _, want := range []string{"--- FAIL: TestFailingChild", "failing on purpose", "--- failing.log", "child: serving", "child: SIGTERM"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the failed test's output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestReadyFailsAtOnceWhenTheProcessExits(t *testing.T) {
 	addr := rig.FreeAddr(t)
 	p := rig.Start(t, child(t, "exit", addr))
@@ -175,7 +203,7 @@ func TestBuildAndSim(t *testing.T) {
 
 	dir := t.TempDir()
 	listen := rig.FreeAddr(t)
-	sim := rig.StartSim(t, bin["wxpaysim"], dir, []string{"--notify-url", "http://" + listen + "/wxpay/v3/notify"}, "--tls-listen", "off")
+	sim := rig.StartSim(t, bin["wxpaysim"], dir, "v3", listen, "--tls-listen", "off")
 	resp, err := http.Get(sim.URL + "/sim/v1/health")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("GET /sim/v1/health: %v %v", resp, err)
@@ -197,5 +225,18 @@ func TestBuildAndSim(t *testing.T) {
 	sb, _ := os.ReadFile(rig.Getenv(b, "WXPAYD_SESSION_SECRET_FILE"))
 	if len(sa) < 32 || string(sa) != string(sb) {
 		t.Fatalf("session secrets %q and %q: want one of 32 bytes or more", sa, sb)
+	}
+
+	// APIv2: the notify path and the TLS listener of /secapi/.
+	v2 := rig.StartSim(t, bin["wxpaysim"], filepath.Join(dir, "v2"), "v2", listen)
+	secapi := rig.Getenv(v2.Env, "WXPAY_V2_SECAPI_BASE")
+	if rig.Getenv(v2.Env, "WXPAY_API") != "v2" || rig.Getenv(v2.Env, "WXPAY_NOTIFY_URL") != "http://"+listen+"/wxpay/v2/notify" ||
+		!strings.HasPrefix(secapi, "https://127.0.0.1:") {
+		t.Fatalf("APIv2 identity env %q", v2.Env)
+	}
+	if c, err := net.Dial("tcp", strings.TrimPrefix(secapi, "https://")); err != nil {
+		t.Fatalf("the TLS listener: %v", err)
+	} else {
+		c.Close()
 	}
 }

@@ -30,16 +30,27 @@ type Sim struct {
 	Env  []string // the identity's wxpay.env: WXPAY_* that make wxpayd its merchant
 }
 
-// StartSim writes an identity into dir/keys (`wxpaysim keygen --dir
-// dir/keys --sim-addr ADDR` and keygen, which names wxpayd's notify URL),
-// starts `wxpaysim serve --keys-dir dir/keys --listen ADDR` and serve with
-// its log in dir/wxpaysim.log, and waits up to a minute for
-// /sim/v1/health. ADDR is a free port.
-func StartSim(t testing.TB, wxpaysim, dir string, keygen []string, serve ...string) *Sim {
+// StartSim writes an identity for a merchant on WeChat Pay's API api ("v3"
+// or "v2") whose wxpayd listens on wxpayd (host:port) into dir/keys with
+// `wxpaysim keygen`, starts `wxpaysim serve` on a free port with serve's
+// flags and its log in dir/wxpaysim.log, and waits up to a minute for
+// /sim/v1/health. WeChat's notifications go to wxpayd's /wxpay/v3/notify
+// or /wxpay/v2/notify; for "v2" the simulator also serves APIv2's TLS
+// listener (/secapi/) on a free port.
+func StartSim(t testing.TB, wxpaysim, dir, api, wxpayd string, serve ...string) *Sim {
 	t.Helper()
 	s := &Sim{Addr: FreeAddr(t), Keys: filepath.Join(dir, "keys")}
 	s.URL = "http://" + s.Addr
-	args := append([]string{"keygen", "--dir", s.Keys, "--sim-addr", s.Addr}, keygen...)
+	args := []string{"keygen", "--dir", s.Keys, "--sim-addr", s.Addr, "--notify-url", "http://" + wxpayd + "/wxpay/" + api + "/notify"}
+	switch api {
+	case "v3":
+	case "v2":
+		tls := FreeAddr(t)
+		args = append(args, "--api", "v2", "--sim-tls-addr", tls)
+		serve = append([]string{"--tls-listen", tls}, serve...)
+	default:
+		t.Fatalf("rig.StartSim: API %q is neither v3 nor v2", api)
+	}
 	cmd := exec.Command(wxpaysim, args...)
 	cmd.Env = cleanEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
