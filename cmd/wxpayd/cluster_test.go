@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/wxpayd/wxpayd/actors/cluster"
+	"github.com/wxpayd/wxpayd/bench/rig"
 	"github.com/wxpayd/wxpayd/sink/itest"
 )
 
@@ -27,9 +27,40 @@ const clusterAdmin = "cluster-admin-token-0123456789"
 // clusterNode is one wxpayd process of the test cluster.
 type clusterNode struct {
 	shard, base string
-	env         []string
-	mu          sync.Mutex
-	cmd         *exec.Cmd
+	cmd         rig.Cmd
+	proc        *rig.Process // nil until the first launch
+}
+
+// launch starts the node, or starts it again on its data directory after
+// kill.
+func (n *clusterNode) launch(t *testing.T) {
+	t.Helper()
+	if n.proc == nil {
+		n.proc = rig.Start(t, n.cmd)
+	} else if err := n.proc.Restart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kill SIGKILLs the node.
+func (n *clusterNode) kill() { n.proc.Kill() }
+
+func (n *clusterNode) waitReady(t *testing.T) {
+	t.Helper()
+	n.proc.WaitReady(t, n.base+"/readyz", 15*time.Second)
+}
+
+// launchAll starts the nodes all at once, as a StatefulSet with Parallel
+// pod management starts them, and waits until each is ready: when every
+// shard has joined.
+func launchAll(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
+	for _, n := range nodes {
+		n.launch(t)
+	}
+	for _, n := range nodes {
+		n.waitReady(t)
+	}
 }
 
 // TestClusterFlashSale runs three wxpayd nodes (shards 01, 02, 03) and
@@ -59,47 +90,16 @@ func TestClusterFlashSale(t *testing.T) {
 	} else {
 		t.Log("events: each node runs its embedded Kafka-protocol broker; no ClickHouse audit (set KAFKA_ADDR and CLICKHOUSE_ADDR)")
 	}
-	dir := t.TempDir()
-	bin := buildBinaries(t, dir)
 	shards := []string{"01", "02", "03"}
 	extra := []string{"WXPAYD_LOG_LEVEL=info", "WXPAYD_CLUSTER_TIMEOUT=2s", "WXPAYD_CLUSTER_RECONCILE_AFTER=5s"}
 	if real {
 		extra = append(extra, "WXPAYD_KAFKA_BROKERS="+kafkaAddr, "WXPAYD_KAFKA_TOPIC=wxpayd.cluster."+runID)
 	}
-	nodes, simAddr := newTestCluster(t, bin, dir, shards, extra...)
+	nodes, sim := newTestCluster(t, shards, extra...)
 	if real {
-		nodes[0].env = append(nodes[0].env, "WXPAYD_CLICKHOUSE_ADDR="+chAddr) // one sink for the cluster
+		nodes[0].cmd.Env = append(nodes[0].cmd.Env, "WXPAYD_CLICKHOUSE_ADDR="+chAddr) // one sink for the cluster
 	}
-	launch := func(n *clusterNode) {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		n.cmd = start(t, filepath.Join(dir, "wxpayd-"+n.shard+".log"), n.env, bin["wxpayd"])
-	}
-	startNode := func(n *clusterNode) {
-		launch(n)
-		waitHTTP(t, n.base+"/readyz")
-	}
-	// All at once, as a StatefulSet with Parallel pod management starts
-	// them: each turns ready when every shard has joined.
-	for _, n := range nodes {
-		launch(n)
-	}
-	for _, n := range nodes {
-		waitHTTP(t, n.base+"/readyz")
-	}
-	defer func() {
-		for _, n := range nodes {
-			n.mu.Lock()
-			stop(n.cmd)
-			n.mu.Unlock()
-		}
-		if t.Failed() {
-			for _, s := range shards {
-				b, _ := os.ReadFile(filepath.Join(dir, "wxpayd-"+s+".log"))
-				t.Logf("--- wxpayd-%s.log (tail)\n%s", s, tail(string(b), 3000))
-			}
-		}
-	}()
+	launchAll(t, nodes)
 	hc := &http.Client{Timeout: 5 * time.Second}
 
 	// One SKU owned by each shard; each is PUT through a node that does
@@ -117,7 +117,7 @@ func TestClusterFlashSale(t *testing.T) {
 		sku := skuOf[s]
 		skus = append(skus, sku)
 		via := nodes[(i+1)%len(nodes)]
-		eventually(t, 20*time.Second, "put "+sku, func() bool {
+		rig.Eventually(t, 20*time.Second, "put "+sku, func() bool {
 			st, _ := call(hc, "PUT", via.base+"/admin/v1/skus/"+sku, clusterAdmin, fmt.Sprintf(`{"description":"flash %s","price":100,"stock":%d}`, s, stock))
 			return st == 200
 		})
@@ -153,7 +153,7 @@ func TestClusterFlashSale(t *testing.T) {
 					other = nodes[(indexOf(nodes, node)+2)%3]
 				}
 				sku := skus[(k/3)%3]
-				o, ok := clusterBuy(hc, node, other, "http://"+simAddr, fmt.Sprintf("c%d-%d", w, i), sku, held, &created, &simPaid)
+				o, ok := clusterBuy(hc, node, other, sim.URL, fmt.Sprintf("c%d-%d", w, i), sku, held, &created, &simPaid)
 				if ok && phase.Load() == 1 && o != "" {
 					downOK[indexOf(nodes, node)].Add(1)
 				}
@@ -167,10 +167,7 @@ func TestClusterFlashSale(t *testing.T) {
 	}
 	// SIGKILL node 02.
 	b := nodes[1]
-	b.mu.Lock()
-	_ = b.cmd.Process.Kill()
-	_ = b.cmd.Wait()
-	b.mu.Unlock()
+	b.kill()
 	phase.Store(1)
 	t.Log("node 02 killed")
 	// Its held orders are paid at WeChat now: the notifications reach
@@ -179,7 +176,7 @@ func TestClusterFlashSale(t *testing.T) {
 	for len(held) > 0 && len(heldPaid) < 3 {
 		h := <-held
 		body := fmt.Sprintf(`{"prepay_id":%q,"openid":%q}`, h.prepayID, h.openid)
-		if st, _ := call(hc, "POST", "http://"+simAddr+"/sim/v1/pay", "", body); st == 201 {
+		if st, _ := call(hc, "POST", sim.URL+"/sim/v1/pay", "", body); st == 201 {
 			simPaid.Store(h.otn, h.sku)
 			heldPaid = append(heldPaid, h)
 		}
@@ -187,8 +184,8 @@ func TestClusterFlashSale(t *testing.T) {
 	if len(heldPaid) == 0 {
 		t.Fatal("could not pay a shard-02 order while node 02 was down")
 	}
-	eventually(t, 10*time.Second, "a 5xx for a shard-02 notification", func() bool {
-		return simSaw5xx(hc, simAddr, heldPaid[0].otn)
+	rig.Eventually(t, 10*time.Second, "a 5xx for a shard-02 notification", func() bool {
+		return simSaw5xx(hc, sim.URL, heldPaid[0].otn)
 	})
 	time.Sleep(3 * time.Second)
 	for i, n := range nodes {
@@ -197,7 +194,8 @@ func TestClusterFlashSale(t *testing.T) {
 	if downOK[0].Load() == 0 || downOK[2].Load() == 0 {
 		t.Errorf("shards 01 and 03 must keep selling while 02 is down")
 	}
-	startNode(b)
+	b.launch(t)
+	b.waitReady(t)
 	phase.Store(2)
 	t.Log("node 02 restarted")
 	// Sell out: run until every SKU has nothing left (bounded).
@@ -223,7 +221,7 @@ func TestClusterFlashSale(t *testing.T) {
 	// Orders of shard 02 paid during the outage are PAID now (WeChat's
 	// retries reach node 01, which routes them to the restarted 02).
 	for _, h := range heldPaid {
-		eventually(t, 30*time.Second, h.otn+" PAID after 02's restart", func() bool {
+		rig.Eventually(t, 30*time.Second, h.otn+" PAID after 02's restart", func() bool {
 			return orderState(hc, nodes[0], h.otn) == "PAID"
 		})
 	}
@@ -246,7 +244,7 @@ func TestClusterFlashSale(t *testing.T) {
 	})
 	for i, sku := range skus {
 		var view struct{ Stock, Left, Reserved, Sold int64 }
-		eventually(t, 30*time.Second, sku+" sold = PAID orders", func() bool {
+		rig.Eventually(t, 30*time.Second, sku+" sold = PAID orders", func() bool {
 			st, body := call(hc, "GET", nodes[(i+2)%3].base+"/admin/v1/skus/"+sku, clusterAdmin, "")
 			if st != 200 || json.Unmarshal(body, &view) != nil {
 				return false
@@ -343,8 +341,8 @@ func clusterBuy(hc *http.Client, node, other *clusterNode, simURL, name, sku str
 	return o.OutTradeNo, true
 }
 
-func simSaw5xx(hc *http.Client, simAddr, otn string) bool {
-	_, b := call(hc, "GET", "http://"+simAddr+"/sim/v1/orders/"+otn, "", "")
+func simSaw5xx(hc *http.Client, simURL, otn string) bool {
+	_, b := call(hc, "GET", simURL+"/sim/v1/orders/"+otn, "", "")
 	var v struct {
 		Notifications []struct {
 			Attempts []struct {
@@ -375,34 +373,29 @@ func orderState(hc *http.Client, n *clusterNode, otn string) string {
 }
 
 // newTestCluster prepares a cluster of shards on loopback: a development
-// identity whose notifications go to the first node, a running wxpaysim
-// (stopped when the test ends), and each node's environment with extra
-// appended. The nodes are not started.
-func newTestCluster(t *testing.T, bin map[string]string, dir string, shards []string, extra ...string) ([]*clusterNode, string) {
+// identity whose notifications go to the first node, a running wxpaysim,
+// and each node's command, its environment with extra appended, its data
+// in dir/nodeNN and its log in dir/wxpayd-NN.log. The nodes are not
+// started.
+func newTestCluster(t *testing.T, shards []string, extra ...string) ([]*clusterNode, *rig.Sim) {
 	t.Helper()
-	simAddr := freeAddr(t)
+	dir := t.TempDir()
+	bin := rig.Build(t, "./cmd/wxpayd", "./cmd/wxpaysim")
 	var httpAddr, remote, health []string
 	for range shards {
-		httpAddr, remote, health = append(httpAddr, freeAddr(t)), append(remote, freeAddr(t)), append(health, freeAddr(t))
+		httpAddr, remote, health = append(httpAddr, rig.FreeAddr(t)), append(remote, rig.FreeAddr(t)), append(health, rig.FreeAddr(t))
 	}
-	keys := filepath.Join(dir, "keys")
-	runCmd(t, bin["wxpaysim"], "keygen", "--dir", keys, "--sim-addr", simAddr, "--notify-url", "http://"+httpAddr[0]+"/wxpay/v3/notify")
-	sim := start(t, filepath.Join(dir, "sim.log"), nil, bin["wxpaysim"], "serve", "--keys-dir", keys, "--listen", simAddr, "--notify-speedup", "300")
-	t.Cleanup(func() { stop(sim) })
-	waitHTTP(t, "http://"+simAddr+"/sim/v1/stats")
-	common := append(readEnv(t, filepath.Join(keys, "wxpay.env")),
-		"WXPAYD_ADMIN_TOKEN_FILE="+writeSecret(t, dir, "admin", clusterAdmin),
-		"WXPAYD_SESSION_SECRET_FILE="+writeSecret(t, dir, "session", strings.Repeat("c", 40)),
-		"WXPAYD_CLUSTER_SHARDS="+strings.Join(shards, ","), "WXPAYD_CLUSTER_MEMBERS="+strings.Join(health, ","))
-	common = append(common, extra...)
+	sim := rig.StartSim(t, bin["wxpaysim"], dir, "v3", httpAddr[0], "--notify-speedup", "300")
+	common := append([]string{"WXPAYD_CLUSTER_SHARDS=" + strings.Join(shards, ","), "WXPAYD_CLUSTER_MEMBERS=" + strings.Join(health, ",")}, extra...)
 	nodes := make([]*clusterNode, len(shards))
 	for i, s := range shards {
 		_, hp, _ := net.SplitHostPort(health[i])
-		nodes[i] = &clusterNode{shard: s, base: "http://" + httpAddr[i], env: append(append([]string{}, common...),
-			"WXPAYD_SHARD="+s, "WXPAYD_LISTEN="+httpAddr[i], "WXPAYD_DATA_DIR="+filepath.Join(dir, "node"+s),
-			"WXPAYD_CLUSTER_LISTEN="+remote[i], "WXPAYD_CLUSTER_HEALTH_PORT="+hp)}
+		env := sim.WxpaydEnv(t, filepath.Join(dir, "node"+s), httpAddr[i], clusterAdmin, slices.Concat(common,
+			[]string{"WXPAYD_SHARD=" + s, "WXPAYD_CLUSTER_LISTEN=" + remote[i], "WXPAYD_CLUSTER_HEALTH_PORT=" + hp})...)
+		nodes[i] = &clusterNode{shard: s, base: "http://" + httpAddr[i],
+			cmd: rig.Cmd{Path: bin["wxpayd"], Env: env, Log: filepath.Join(dir, "wxpayd-"+s+".log")}}
 	}
-	return nodes, simAddr
+	return nodes, sim
 }
 
 func indexOf(nodes []*clusterNode, n *clusterNode) int {
@@ -414,24 +407,6 @@ func indexOf(nodes []*clusterNode, n *clusterNode) int {
 	return -1
 }
 
-func eventually(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
 // TestClusterReadinessWaitsForFormation starts one node of a two-shard
 // cluster whose peer never comes: /healthz answers at once, /readyz only
 // after WXPAYD_CLUSTER_FORM_TIMEOUT, and then the node serves its own shard.
@@ -439,18 +414,15 @@ func TestClusterReadinessWaitsForFormation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binaries")
 	}
-	dir := t.TempDir()
-	bin := buildBinaries(t, dir)
 	const wait = 3 * time.Second
-	nodes, _ := newTestCluster(t, bin, dir, []string{"01", "02"}, "WXPAYD_CLUSTER_FORM_TIMEOUT="+wait.String())
-	httpAddr := strings.TrimPrefix(nodes[0].base, "http://")
+	nodes, _ := newTestCluster(t, []string{"01", "02"}, "WXPAYD_CLUSTER_FORM_TIMEOUT="+wait.String())
+	n := nodes[0]
 	started := time.Now()
-	cmd := start(t, filepath.Join(dir, "wxpayd.log"), nodes[0].env, bin["wxpayd"]) // node 02 never starts
-	defer stop(cmd)
-	waitHTTP(t, "http://"+httpAddr+"/healthz")
+	n.launch(t) // node 02 never starts
+	n.proc.WaitReady(t, n.base+"/healthz", 15*time.Second)
 	hc := &http.Client{Timeout: time.Second}
 	status := func() int {
-		resp, err := hc.Get("http://" + httpAddr + "/readyz")
+		resp, err := hc.Get(n.base + "/readyz")
 		if err != nil {
 			return 0
 		}
@@ -460,13 +432,12 @@ func TestClusterReadinessWaitsForFormation(t *testing.T) {
 	if st := status(); st != http.StatusServiceUnavailable && time.Since(started) < wait {
 		t.Fatalf("/readyz %d before the cluster formed and before the formation timeout", st)
 	}
-	waitHTTP(t, "http://"+httpAddr+"/readyz")
+	n.waitReady(t)
 	if d := time.Since(started); d < wait {
 		t.Fatalf("ready after %v: before the %v formation timeout, with shard 02 missing", d, wait)
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, "wxpayd.log"))
-	if !strings.Contains(string(b), "cluster incomplete after the formation timeout") || !strings.Contains(string(b), `"missing":["02"]`) {
-		t.Fatalf("no log line naming the missing shard:\n%s", tail(string(b), 2000))
+	if log := n.proc.Logs(); !strings.Contains(log, "cluster incomplete after the formation timeout") || !strings.Contains(log, `"missing":["02"]`) {
+		t.Fatal("no log line naming the missing shard")
 	}
 }
 
@@ -480,35 +451,10 @@ func TestClusterLostCommitIsReconciled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binaries")
 	}
-	dir := t.TempDir()
-	bin := buildBinaries(t, dir)
 	shards := []string{"01", "02"}
-	nodes, simAddr := newTestCluster(t, bin, dir, shards,
+	nodes, sim := newTestCluster(t, shards,
 		"WXPAYD_CLUSTER_TIMEOUT=1s", "WXPAYD_CLUSTER_RECONCILE_AFTER=2s", "WXPAYD_CLUSTER_FORM_TIMEOUT=5s")
-	launch := func(n *clusterNode) {
-		n.cmd = start(t, filepath.Join(dir, "wxpayd-"+n.shard+".log"), n.env, bin["wxpayd"])
-	}
-	kill := func(n *clusterNode) {
-		_ = n.cmd.Process.Kill()
-		_ = n.cmd.Wait()
-	}
-	for _, n := range nodes {
-		launch(n)
-	}
-	defer func() {
-		for _, n := range nodes {
-			stop(n.cmd)
-		}
-		if t.Failed() {
-			for _, s := range shards {
-				b, _ := os.ReadFile(filepath.Join(dir, "wxpayd-"+s+".log"))
-				t.Logf("--- wxpayd-%s.log (tail)\n%s", s, tail(string(b), 3000))
-			}
-		}
-	}()
-	for _, n := range nodes {
-		waitHTTP(t, n.base+"/readyz")
-	}
+	launchAll(t, nodes)
 	hc := &http.Client{Timeout: 5 * time.Second}
 	sku := ""
 	for i := 0; sku == ""; i++ {
@@ -543,23 +489,23 @@ func TestClusterLostCommitIsReconciled(t *testing.T) {
 	}
 	_ = json.Unmarshal(body, &full)
 
-	kill(b) // the owner goes down with the unit held for 01's order
+	b.kill() // the owner goes down with the unit held for 01's order
 	pay := fmt.Sprintf(`{"prepay_id":%q,"openid":%q}`, strings.TrimPrefix(o.Payment.Package, "prepay_id="), full.Order.OpenID)
-	if st, body := call(hc, "POST", "http://"+simAddr+"/sim/v1/pay", "", pay); st != 201 {
+	if st, body := call(hc, "POST", sim.URL+"/sim/v1/pay", "", pay); st != 201 {
 		t.Fatalf("pay: %d %s", st, body)
 	}
-	eventually(t, 20*time.Second, "01 acknowledges the payment while 02 is down", func() bool {
+	rig.Eventually(t, 20*time.Second, "01 acknowledges the payment while 02 is down", func() bool {
 		return orderState(hc, a, o.OutTradeNo) == "PAID"
 	})
-	kill(a) // the commit for 02 was only queued in 01's memory
-	launch(b)
+	a.kill() // the commit for 02 was only queued in 01's memory
+	b.launch(t)
 	time.Sleep(3 * time.Second) // 02 reconciles while 01 is down: asking fails, the hold stays
-	launch(a)
+	a.launch(t)
 	for _, n := range nodes {
-		waitHTTP(t, n.base+"/readyz")
+		n.waitReady(t)
 	}
 	var v struct{ Stock, Left, Reserved, Sold int64 }
-	eventually(t, 30*time.Second, "the unit counted sold on the owner", func() bool {
+	rig.Eventually(t, 30*time.Second, "the unit counted sold on the owner", func() bool {
 		st, body := call(hc, "GET", b.base+"/admin/v1/skus/"+sku, clusterAdmin, "")
 		return st == 200 && json.Unmarshal(body, &v) == nil && v.Sold == 1 && v.Reserved == 0
 	})
@@ -570,7 +516,7 @@ func TestClusterLostCommitIsReconciled(t *testing.T) {
 		t.Fatalf("order read through 02: %q", s)
 	}
 	// The owner's reconciliation settled it: nothing else knew of the hold.
-	if log, _ := os.ReadFile(filepath.Join(dir, "wxpayd-02.log")); !strings.Contains(string(log), "cluster: reconciled holds") {
-		t.Fatalf("node 02 did not reconcile the hold:\n%s", tail(string(log), 2000))
+	if !strings.Contains(b.proc.Logs(), "cluster: reconciled holds") {
+		t.Fatal("node 02 did not reconcile the hold")
 	}
 }

@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,34 +24,13 @@ func TestCrashUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: real binaries, ~40 s")
 	}
-	dir := t.TempDir()
-	bin := buildBinaries(t, dir)
-	simAddr, listen := freeAddr(t), freeAddr(t)
-	keys := filepath.Join(dir, "keys")
-	runCmd(t, bin["wxpaysim"], "keygen", "--dir", keys, "--sim-addr", simAddr, "--notify-url", "http://"+listen+"/wxpay/v3/notify")
-	sim := start(t, filepath.Join(dir, "sim.log"), nil, bin["wxpaysim"], "serve", "--keys-dir", keys, "--listen", simAddr, "--notify-speedup", "100")
-	defer stop(sim)
-	waitHTTP(t, "http://"+simAddr+"/sim/v1/stats")
-
-	admin := writeSecret(t, dir, "admin", "crash-admin-token-0123456789")
-	env := append(readEnv(t, filepath.Join(keys, "wxpay.env")),
-		"WXPAYD_LISTEN="+listen, "WXPAYD_DATA_DIR="+filepath.Join(dir, "data"), "WXPAYD_ADMIN_TOKEN_FILE="+admin,
-		"WXPAYD_SESSION_SECRET_FILE="+writeSecret(t, dir, "session", strings.Repeat("k", 40)), "WXPAYD_LOG_LEVEL=warn")
-	base := "http://" + listen
-	var mu sync.Mutex
-	var srv *exec.Cmd
-	startServer := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		srv = start(t, filepath.Join(dir, "wxpayd.log"), env, bin["wxpayd"])
-		waitHTTP(t, base+"/readyz")
-	}
-	startServer()
-	defer func() { mu.Lock(); stop(srv); mu.Unlock() }()
+	const admin = "crash-admin-token-0123456789"
+	m := startMerchant(t, "v3", admin, []string{"--notify-speedup", "100"}, "WXPAYD_LOG_LEVEL=warn")
+	base := m.base
 
 	const stock = 400
 	hc := &http.Client{Timeout: 5 * time.Second}
-	if st, b := call(hc, "PUT", base+"/admin/v1/skus/crash", "crash-admin-token-0123456789", `{"description":"crash","price":100,"stock":400}`); st != 200 {
+	if st, b := call(hc, "PUT", base+"/admin/v1/skus/crash", admin, `{"description":"crash","price":100,"stock":400}`); st != 200 {
 		t.Fatalf("put sku: %d %s", st, b)
 	}
 
@@ -78,18 +52,14 @@ func TestCrashUnderLoad(t *testing.T) {
 				default:
 				}
 				attempts.Add(1)
-				buyer(hc, base, "http://"+simAddr, fmt.Sprintf("w%d-%d", w, i), "crash", "crash-admin-token-0123456789", &created, &simPaid)
+				buyer(hc, base, m.sim.URL, fmt.Sprintf("w%d-%d", w, i), "crash", admin, &created, &simPaid)
 			}
 		}(w)
 	}
 	// The killer: five SIGKILLs at random moments, each followed by a restart.
 	for k := 0; k < 5; k++ {
 		time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
-		mu.Lock()
-		_ = srv.Process.Kill()
-		_ = srv.Wait()
-		mu.Unlock()
-		startServer()
+		m.crash(t)
 	}
 	time.Sleep(500 * time.Millisecond)
 	close(stopLoad)
@@ -109,12 +79,12 @@ func TestCrashUnderLoad(t *testing.T) {
 	created.Range(func(k, _ any) bool {
 		otn := k.(string)
 		_, wantPaid := simPaid.Load(otn)
-		if auditOrder(t, hc, base, "crash-admin-token-0123456789", otn, wantPaid, deadline) == "PAID" {
+		if auditOrder(t, hc, base, admin, otn, wantPaid, deadline) == "PAID" {
 			paidOrders++
 		}
 		return true
 	})
-	st, b := call(hc, "GET", base+"/admin/v1/skus/crash", "crash-admin-token-0123456789", "")
+	st, b := call(hc, "GET", base+"/admin/v1/skus/crash", admin, "")
 	var sku struct{ Stock, Left, Reserved, Sold int64 }
 	if err := json.Unmarshal(b, &sku); st != 200 || err != nil {
 		t.Fatalf("sku: %d %s", st, b)
@@ -233,107 +203,4 @@ func call(hc *http.Client, method, url, token, body string) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
-}
-
-func buildBinaries(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for _, name := range []string{"wxpayd", "wxpaysim"} {
-		p := filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-o", p, "../"+name)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", name, err, b)
-		}
-		out[name] = p
-	}
-	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func runCmd(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if b, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, b)
-	}
-}
-
-func start(t *testing.T, logPath string, env []string, name string, args ...string) *exec.Cmd {
-	t.Helper()
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop(cmd); f.Close() })
-	return cmd
-}
-
-func stop(cmd *exec.Cmd) {
-	if cmd == nil || cmd.Process == nil || cmd.ProcessState != nil {
-		return
-	}
-	_ = cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-func waitHTTP(t *testing.T, url string) {
-	t.Helper()
-	hc := &http.Client{Timeout: time.Second}
-	for i := 0; i < 300; i++ {
-		if resp, err := hc.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer", url)
-}
-
-func writeSecret(t *testing.T, dir, name, v string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func readEnv(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, l := range bytes.Split(b, []byte("\n")) {
-		if s := strings.TrimSpace(string(l)); s != "" && !strings.HasPrefix(s, "#") {
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,27 +28,12 @@ import (
 func TestOutageKafkaWxpayd(t *testing.T) {
 	itest.Outage(t)
 	kafkaAddr, chAddr := itest.Kafka(t), itest.ClickHouse(t)
-	dir := t.TempDir()
-	bin := buildBinaries(t, dir)
-	simAddr, listen := freeAddr(t), freeAddr(t)
-	keys := filepath.Join(dir, "keys")
-	runCmd(t, bin["wxpaysim"], "keygen", "--dir", keys, "--sim-addr", simAddr, "--notify-url", "http://"+listen+"/wxpay/v3/notify")
-	sim := start(t, filepath.Join(dir, "sim.log"), nil, bin["wxpaysim"], "serve", "--keys-dir", keys, "--listen", simAddr, "--notify-speedup", "100")
-	defer stop(sim)
-	waitHTTP(t, "http://"+simAddr+"/sim/v1/stats")
-
 	topic := "wxpayd.outage." + strconv.FormatInt(time.Now().UnixNano(), 36)
 	const adminToken = "outage-admin-token-0123456789"
-	env := append(readEnv(t, filepath.Join(keys, "wxpay.env")),
-		"WXPAYD_LISTEN="+listen, "WXPAYD_DATA_DIR="+filepath.Join(dir, "data"),
-		"WXPAYD_ADMIN_TOKEN_FILE="+writeSecret(t, dir, "admin", adminToken),
-		"WXPAYD_SESSION_SECRET_FILE="+writeSecret(t, dir, "session", strings.Repeat("o", 40)),
+	m := startMerchant(t, "v3", adminToken, []string{"--notify-speedup", "100"},
 		"WXPAYD_KAFKA_BROKERS="+kafkaAddr, "WXPAYD_KAFKA_TOPIC="+topic, "WXPAYD_CLICKHOUSE_ADDR="+chAddr,
 		"WXPAYD_LOG_LEVEL=warn")
-	srv := start(t, filepath.Join(dir, "wxpayd.log"), env, bin["wxpayd"])
-	defer stop(srv)
-	base := "http://" + listen
-	waitHTTP(t, base+"/readyz")
+	base := m.base
 	hc := &http.Client{Timeout: 10 * time.Second}
 	if st, b := call(hc, "PUT", base+"/admin/v1/skus/outage", adminToken, `{"description":"outage","price":300,"stock":1000}`); st != 200 {
 		t.Fatalf("put sku: %d %s", st, b)
@@ -74,7 +58,7 @@ func TestOutageKafkaWxpayd(t *testing.T) {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				buyer(hc, base, "http://"+simAddr, fmt.Sprintf("%s-%d", prefix, i), "outage", adminToken, &created, &paid)
+				buyer(hc, base, m.sim.URL, fmt.Sprintf("%s-%d", prefix, i), "outage", adminToken, &created, &paid)
 			}(i)
 		}
 		wg.Wait()

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wxpayd/wxpayd/bench/rig"
 	"github.com/wxpayd/wxpayd/bench/sim"
 	"github.com/wxpayd/wxpayd/wxpay"
 )
@@ -29,8 +29,8 @@ func v2Env(t *testing.T, keys string) map[string]string {
 			env[k] = v
 		}
 	}
-	env["WXPAYD_ADMIN_TOKEN_FILE"] = writeSecret(t, keys, "admin_token", strings.Repeat("a", 16))
-	env["WXPAYD_SESSION_SECRET_FILE"] = writeSecret(t, keys, "session_secret", strings.Repeat("s", 32))
+	env["WXPAYD_ADMIN_TOKEN_FILE"] = rig.WriteSecret(t, keys, "admin_token", strings.Repeat("a", 16))
+	env["WXPAYD_SESSION_SECRET_FILE"] = rig.WriteSecret(t, keys, "session_secret", strings.Repeat("s", 32))
 	return env
 }
 
@@ -123,36 +123,11 @@ func TestV2ThroughTheRealBinaries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real binaries")
 	}
-	dir := t.TempDir()
-	bin := buildBinaries(t, dir)
-	simAddr, simTLS, listen := freeAddr(t), freeAddr(t), freeAddr(t)
-	keys := filepath.Join(dir, "keys")
-	runCmd(t, bin["wxpaysim"], "keygen", "--dir", keys, "--api", "v2", "--sim-addr", simAddr, "--sim-tls-addr", simTLS,
-		"--notify-url", "http://"+listen+"/wxpay/v2/notify")
-	simCmd := start(t, filepath.Join(dir, "sim.log"), nil, bin["wxpaysim"], "serve", "--keys-dir", keys, "--listen", simAddr,
-		"--tls-listen", simTLS, "--notify-speedup", "100")
-	defer stop(simCmd)
-	waitHTTP(t, "http://"+simAddr+"/sim/v1/stats")
-
 	const admin = "v2-admin-token-0123456789"
-	env := append(readEnv(t, filepath.Join(keys, sim.FileEnv)),
-		"WXPAYD_LISTEN="+listen, "WXPAYD_DATA_DIR="+filepath.Join(dir, "data"), "WXPAYD_ADMIN_TOKEN_FILE="+writeSecret(t, dir, "admin", admin),
-		"WXPAYD_SESSION_SECRET_FILE="+writeSecret(t, dir, "session", strings.Repeat("k", 40)), "WXPAYD_LOG_LEVEL=info",
-		"WXPAY_V2_SIGN_TYPE=HMAC-SHA256")
-	base := "http://" + listen
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, f := range []string{"wxpayd.log", "sim.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("%s:\n%s", f, tail(string(b), 4000))
-			}
-		}
-	})
-	srv := start(t, filepath.Join(dir, "wxpayd.log"), env, bin["wxpayd"])
-	waitHTTP(t, base+"/readyz")
-	logs := func() string { b, _ := os.ReadFile(filepath.Join(dir, "wxpayd.log")); return string(b) }
-	if !strings.Contains(logs(), `"api":"v2"`) {
-		t.Fatalf("wxpayd does not say it runs APIv2:\n%s", logs())
+	m := startMerchant(t, "v2", admin, []string{"--notify-speedup", "100"}, "WXPAYD_LOG_LEVEL=info", "WXPAY_V2_SIGN_TYPE=HMAC-SHA256")
+	base := m.base
+	if !strings.Contains(m.srv.Logs(), `"api":"v2"`) {
+		t.Fatal("wxpayd does not say it runs APIv2")
 	}
 
 	hc := &http.Client{Timeout: 10 * time.Second}
@@ -177,37 +152,34 @@ func TestV2ThroughTheRealBinaries(t *testing.T) {
 	// WeChat's client checks the paySign before it shows the pay sheet.
 	rp, _ := json.Marshal(map[string]string{"timeStamp": o.Payment.TimeStamp, "nonceStr": o.Payment.NonceStr,
 		"package": o.Payment.Package, "signType": o.Payment.SignType, "paySign": o.Payment.PaySign, "openid": openid})
-	if st, b := call(hc, "POST", "http://"+simAddr+"/sim/v1/requestPayment", "", string(rp)); st != 200 {
+	if st, b := call(hc, "POST", m.sim.URL+"/sim/v1/requestPayment", "", string(rp)); st != 200 {
 		t.Fatalf("requestPayment: %d %s", st, b)
 	}
 	pay := fmt.Sprintf(`{"prepay_id":%q,"openid":%q}`, strings.TrimPrefix(o.Payment.Package, "prepay_id="), openid)
-	if st, b := call(hc, "POST", "http://"+simAddr+"/sim/v1/pay", "", pay); st != 201 {
+	if st, b := call(hc, "POST", m.sim.URL+"/sim/v1/pay", "", pay); st != 201 {
 		t.Fatalf("pay: %d %s", st, b)
 	}
-	eventually(t, 20*time.Second, "PAID", func() bool { return orderField(hc, base, admin, o.OutTradeNo, "state") == "PAID" })
+	rig.Eventually(t, 20*time.Second, "PAID", func() bool { return orderField(hc, base, admin, o.OutTradeNo, "state") == "PAID" })
 	if st, b := call(hc, "POST", base+"/admin/v1/orders/"+o.OutTradeNo+"/refunds", admin, `{"amount":1999,"reason":"退货"}`); st != 200 {
 		t.Fatalf("refund: %d %s", st, b)
 	}
-	eventually(t, 20*time.Second, "REFUNDED", func() bool { return orderField(hc, base, admin, o.OutTradeNo, "state") == "REFUNDED" })
+	rig.Eventually(t, 20*time.Second, "REFUNDED", func() bool { return orderField(hc, base, admin, o.OutTradeNo, "state") == "REFUNDED" })
 
 	// WeChat's books: the order refunded in full, every call on it APIv2's.
-	st, b = call(hc, "GET", "http://"+simAddr+"/sim/v1/ledger?out_trade_no="+o.OutTradeNo, "", "")
+	st, b = call(hc, "GET", m.sim.URL+"/sim/v1/ledger?out_trade_no="+o.OutTradeNo, "", "")
 	var l sim.Ledger
 	if json.Unmarshal(b, &l); st != 200 || len(l.Orders) != 1 || l.Orders[0].Refunded != 1999 || l.Orders[0].Calls.Refund != 1 {
 		t.Fatalf("ledger: %d %s", st, b)
 	}
 	var stats sim.Stats
-	_, b = call(hc, "GET", "http://"+simAddr+"/sim/v1/stats", "", "")
+	_, b = call(hc, "GET", m.sim.URL+"/sim/v1/stats", "", "")
 	if json.Unmarshal(b, &stats); stats.Requests["v2_unifiedorder"] != 1 || stats.Requests["v2_refund"] != 1 ||
 		stats.Requests["prepay"] != 0 || stats.Notifications.Acknowledged != 2 {
 		t.Fatalf("sim stats: %s", b)
 	}
 
 	// kill -9 and restart on the same data: the order is as it was.
-	_ = srv.Process.Kill()
-	_ = srv.Wait()
-	start(t, filepath.Join(dir, "wxpayd.log"), env, bin["wxpayd"])
-	waitHTTP(t, base+"/readyz")
+	m.crash(t)
 	if s := orderField(hc, base, admin, o.OutTradeNo, "state"); s != "REFUNDED" {
 		t.Fatalf("after restart: %s", s)
 	}

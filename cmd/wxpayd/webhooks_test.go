@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wxpayd/wxpayd/bench/rig"
 )
 
 // shopEndpoint is the shop's webhook receiver in the tests: it checks each
@@ -127,38 +128,16 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: real binaries, ~40 s")
 	}
-	dir := t.TempDir()
-	bin := buildBinaries(t, dir)
-	simAddr, listen := freeAddr(t), freeAddr(t)
-	keys := filepath.Join(dir, "keys")
-	runCmd(t, bin["wxpaysim"], "keygen", "--dir", keys, "--sim-addr", simAddr, "--notify-url", "http://"+listen+"/wxpay/v3/notify")
-	sim := start(t, filepath.Join(dir, "sim.log"), nil, bin["wxpaysim"], "serve", "--keys-dir", keys, "--listen", simAddr, "--notify-speedup", "100", "--tls-listen", "off")
-	defer stop(sim)
-	waitHTTP(t, "http://"+simAddr+"/sim/v1/stats")
-
 	shop := &shopEndpoint{t: t, secret: []byte("shop-webhook-secret-0123456789")}
 	endpoint := httptest.NewServer(shop)
-	defer endpoint.Close()
+	t.Cleanup(endpoint.Close) // after wxpayd stops: cleanups run last first
 
 	const admin = "hook-admin-token-0123456789"
 	subscribed := map[string]bool{"order.created": true, "order.prepaid": true, "order.paid": true}
-	env := append(readEnv(t, filepath.Join(keys, "wxpay.env")),
-		"WXPAYD_LISTEN="+listen, "WXPAYD_DATA_DIR="+filepath.Join(dir, "data"),
-		"WXPAYD_ADMIN_TOKEN_FILE="+writeSecret(t, dir, "admin", admin),
-		"WXPAYD_SESSION_SECRET_FILE="+writeSecret(t, dir, "session", strings.Repeat("k", 40)), "WXPAYD_LOG_LEVEL=warn",
-		"WXPAYD_WEBHOOK_URL="+endpoint.URL+"/hooks", "WXPAYD_WEBHOOK_SECRET_FILE="+writeSecret(t, dir, "hook", string(shop.secret)),
+	m := startMerchant(t, "v3", admin, []string{"--notify-speedup", "100", "--tls-listen", "off"}, "WXPAYD_LOG_LEVEL=warn",
+		"WXPAYD_WEBHOOK_URL="+endpoint.URL+"/hooks", "WXPAYD_WEBHOOK_SECRET_FILE="+rig.WriteSecret(t, t.TempDir(), "hook", string(shop.secret)),
 		"WXPAYD_WEBHOOK_EVENTS=order.created,order.prepaid,order.paid", "WXPAYD_WEBHOOK_TIMEOUT=1s")
-	base := "http://" + listen
-	var mu sync.Mutex
-	var srv *exec.Cmd
-	startServer := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		srv = start(t, filepath.Join(dir, "wxpayd.log"), env, bin["wxpayd"])
-		waitHTTP(t, base+"/readyz")
-	}
-	startServer()
-	defer func() { mu.Lock(); stop(srv); mu.Unlock() }()
+	base := m.base
 
 	hc := &http.Client{Timeout: 5 * time.Second}
 	if st, b := call(hc, "PUT", base+"/admin/v1/skus/hook", admin, `{"description":"hook","price":100,"stock":100000}`); st != 200 {
@@ -177,7 +156,7 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 					return
 				default:
 				}
-				buyer(hc, base, "http://"+simAddr, fmt.Sprintf("h%d-%d", w, i), "hook", admin, &created, &simPaid)
+				buyer(hc, base, m.sim.URL, fmt.Sprintf("h%d-%d", w, i), "hook", admin, &created, &simPaid)
 			}
 		}()
 	}
@@ -186,12 +165,8 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 		shop.mu.Lock()
 		inflight := shop.inflight
 		shop.mu.Unlock()
-		mu.Lock()
-		_ = srv.Process.Kill()
-		_ = srv.Wait()
-		mu.Unlock()
-		t.Logf("kill %d with %d deliveries in flight", k+1, inflight)
-		startServer()
+		m.crash(t)
+		t.Logf("kill %d with %d deliveries in flight; wxpayd is back", k+1, inflight)
 	}
 	time.Sleep(time.Second)
 	close(stopLoad)
@@ -231,7 +206,7 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 		return out
 	}
 	var expect map[string][]uint64
-	eventually(t, 60*time.Second, "every subscribed event delivered", func() bool {
+	rig.Eventually(t, 60*time.Second, "every subscribed event delivered", func() bool {
 		if metric(t, hc, base, "wxpayd_webhook_queue_depth") != 0 {
 			return false
 		}
@@ -295,8 +270,8 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 
 func TestWebhookSettings(t *testing.T) {
 	dir := t.TempDir()
-	secret := writeSecret(t, dir, "hook", "0123456789abcdef")
-	short := writeSecret(t, dir, "short", "0123")
+	secret := rig.WriteSecret(t, dir, "hook", "0123456789abcdef")
+	short := rig.WriteSecret(t, dir, "short", "0123")
 	base := map[string]string{"WXPAYD_WEBHOOK_URL": "https://shop.example.com/hooks", "WXPAYD_WEBHOOK_SECRET_FILE": secret}
 	cases := []struct {
 		name  string
