@@ -324,6 +324,7 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) string {
 		case "GET":
 			s.admin(ctx, func(c *fasthttp.RequestCtx) { s.getSKU(c, sku) })
 		default:
+			ctx.Response.Header.Set("Allow", "GET, PUT")
 			s.fail(ctx, answer{fasthttp.StatusMethodNotAllowed, codeMethod, "use GET or PUT", 0})
 		}
 		return routeSKU
@@ -369,6 +370,8 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) string {
 	case path == "/metrics":
 		s.metrics.serve(ctx)
 		return routeMetrics
+	case path == "/openapi.json":
+		return s.only(ctx, method, "GET", routeOpenAPI, s.serveOpenAPI)
 	}
 	s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no such route", 0})
 	return routeUnknown
