@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/valyala/fasthttp"
 
 	"github.com/wxpayd/wxpayd/ingress/openapitest"
 )
@@ -270,4 +271,26 @@ func matchTemplate(templ, path string) bool {
 		}
 	}
 	return true
+}
+
+// checkExchange holds an exchange a test ran through the handler in memory
+// (a RequestCtx, no HTTP client between) to the description, as the
+// stack's Transport does over the wire.
+func checkExchange(t testing.TB, ctx *fasthttp.RequestCtx) {
+	t.Helper()
+	method, uri := string(ctx.Method()), string(ctx.RequestURI())
+	req, err := http.NewRequest(method, "http://wxpayd.test"+uri, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range ctx.Request.Header.All() {
+		req.Header.Add(string(k), string(v))
+	}
+	resp := &http.Response{StatusCode: ctx.Response.StatusCode(), Header: http.Header{}}
+	for k, v := range ctx.Response.Header.All() {
+		resp.Header.Add(string(k), string(v))
+	}
+	if err := openAPISpec(t).Check(req, ctx.Request.Body(), resp, ctx.Response.Body()); err != nil {
+		t.Errorf("OpenAPI: %s %s: %d: %v", method, uri, resp.StatusCode, err)
+	}
 }

@@ -53,6 +53,7 @@ func TestWebhookAdminRoutes(t *testing.T) {
 			ctx.Request.Header.Set("Authorization", "Bearer "+tok)
 		}
 		s.dispatch(&ctx)
+		checkExchange(t, &ctx)
 		return ctx.Response.StatusCode(), append([]byte(nil), ctx.Response.Body()...)
 	}
 	type page struct {

@@ -26,6 +26,7 @@ import (
 	"github.com/wxpayd/wxpayd/actors/store"
 	"github.com/wxpayd/wxpayd/bench/sim"
 	"github.com/wxpayd/wxpayd/ingress"
+	"github.com/wxpayd/wxpayd/ingress/openapitest"
 	"github.com/wxpayd/wxpayd/wxpay"
 	"github.com/wxpayd/wxpayd/wxpay/client"
 )
@@ -41,6 +42,9 @@ var (
 	ident     *sim.Identity
 	identErr  error
 )
+
+// loadSpec loads wxpayd's OpenAPI description once.
+var loadSpec = sync.OnceValues(func() (*openapitest.Spec, error) { return openapitest.Load(ingress.OpenAPI()) })
 
 func identity(t testing.TB) *sim.Identity {
 	t.Helper()
@@ -130,6 +134,12 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		t.Fatal(err)
 	}
 	s.url = "http://" + ln.Addr().String()
+	// Every exchange with wxpayd is held to its OpenAPI description.
+	spec, err := loadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.http.Transport = spec.Transport(t, s.url, nil)
 	if o.queryAfter <= 0 {
 		o.queryAfter = time.Hour
 	}

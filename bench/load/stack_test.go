@@ -1,23 +1,19 @@
 package load_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wxpayd/wxpayd/bench/load"
+	"github.com/wxpayd/wxpayd/bench/rig"
 	"github.com/wxpayd/wxpayd/sink/itest"
 )
 
@@ -33,7 +29,7 @@ func TestFlashSaleThroughTheRealBinariesPassesTheAudit(t *testing.T) {
 		t.Skip("-short: builds and runs the whole stack")
 	}
 	kafka, ch := itest.Optional(t) // "" for the embedded broker and no ClickHouse
-	st := startStack(t, kafka, ch, nil)
+	st := startStack(t, "v3", nil, "WXPAYD_KAFKA_BROKERS="+kafka, "WXPAYD_CLICKHOUSE_ADDR="+ch)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -44,13 +40,12 @@ func TestFlashSaleThroughTheRealBinariesPassesTheAudit(t *testing.T) {
 		Targets: []string{st.target}, Sim: st.sim, AdminTokenFile: st.adminFile, ClickHouse: ch,
 		Scenario: load.ScenarioFlashSale, Buyers: 300, Stock: 50, PayShare: 0.8, Connections: 64,
 		Seed: 42, MaxTime: 2 * time.Minute, AuditTimeout: 60 * time.Second, Out: out,
-		WatchPIDs: map[string]int{"wxpayd": st.wxpayd.pid(), "wxpaysim": st.wxpaysim.pid()},
+		WatchPIDs: map[string]int{"wxpayd": st.wxpayd.Pid(), "wxpaysim": st.wxpaysim.Pid()},
 	})
 	if res != nil {
 		t.Logf("summary:\n%s", load.Markdown(res))
 	}
 	if err != nil {
-		st.dumpLogs(t)
 		t.Fatalf("Run: %v", err)
 	}
 	o := res.Outcome
@@ -146,7 +141,6 @@ func TestFlashSaleThroughTheRealBinariesPassesTheAudit(t *testing.T) {
 		if res != nil {
 			t.Logf("summary:\n%s", load.Markdown(res))
 		}
-		st.dumpLogs(t)
 		t.Fatalf("refunds under faults: %v", err)
 	}
 	for _, c := range res.Audit.Checks {
@@ -174,152 +168,46 @@ func TestFlashSaleThroughTheRealBinariesPassesTheAudit(t *testing.T) {
 	}
 }
 
-// stack is wxpaysim and wxpayd running as child processes of the test.
+// stack is wxpaysim and wxpayd, the real binaries of this tree, on
+// loopback: rig processes, stopped when the test ends, their logs shown if
+// it failed.
 type stack struct {
-	dir                string
-	target, sim        string
-	adminFile          string
-	wxpayd, wxpaysim   *proc
-	wxpaydLog, simLog  string
-	wxpaydEnv, simArgs []string
+	target, sim      string // wxpayd's and wxpaysim's URLs
+	adminFile        string
+	env              []string // wxpayd's
+	wxpayd, wxpaysim *rig.Process
 }
 
-// proc is a child process; exited closes when it has been reaped.
-type proc struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
+// adminToken is the stack's admin token, as an operator's file holds it.
+const adminToken = "bench-admin-token-0123456789\n"
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func TestMain(m *testing.M) { rig.Main(m) }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// binaries builds cmd/wxpayd and cmd/wxpaysim once per test binary.
-func binaries(t *testing.T) string {
+// startStack starts wxpaysim for a merchant on API api ("v3" or "v2"),
+// with serve's flags after the stack's own, and wxpayd with env after
+// WXPAYD_LOG_LEVEL=warn, and waits up to 60 s for its /readyz.
+func startStack(t *testing.T, api string, serve []string, env ...string) *stack {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "wxpaybench-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binDir = dir
-		cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/wxpayd", "./cmd/wxpaysim")
-		cmd.Dir = repoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || len(strings.TrimSpace(string(out))) == 0 {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startStack starts wxpaysim (with extra serve flags) and wxpayd, and
-// stops both when the test ends: SIGTERM, then SIGKILL after 20 s.
-func startStack(t *testing.T, kafka, ch string, simFlags []string) *stack {
-	t.Helper()
-	bin := binaries(t)
+	bin := rig.Build(t, "./cmd/wxpayd", "./cmd/wxpaysim")
 	dir := t.TempDir()
-	simAddr, addr := freePort(t), freePort(t)
-	s := &stack{dir: dir, target: "http://" + addr, sim: "http://" + simAddr,
-		wxpaydLog: filepath.Join(dir, "wxpayd.log"), simLog: filepath.Join(dir, "wxpaysim.log")}
-	keys := filepath.Join(dir, "keys")
-	if out, err := exec.Command(filepath.Join(bin, "wxpaysim"), "keygen", "--dir", keys, "--sim-addr", simAddr,
-		"--notify-url", "http://"+addr+"/wxpay/v3/notify").CombinedOutput(); err != nil {
-		t.Fatalf("keygen: %v\n%s", err, out)
-	}
-	s.adminFile = filepath.Join(dir, "admin_token")
-	session := filepath.Join(dir, "session_secret")
-	if err := os.WriteFile(s.adminFile, []byte("bench-admin-token-0123456789\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(session, []byte("bench-session-secret-0123456789abcdef0123\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	s.simArgs = append([]string{"serve", "--keys-dir", keys, "--listen", simAddr, "--notify-speedup", "60", "--log-level", "warn"}, simFlags...)
-	s.wxpaysim = s.start(t, filepath.Join(bin, "wxpaysim"), s.simArgs, nil, s.simLog)
-	s.waitHTTP(t, s.sim+"/sim/v1/health", s.wxpaysim, s.simLog)
-
-	env := readEnvFile(t, filepath.Join(keys, "wxpay.env"))
-	env = append(env, "WXPAYD_LISTEN="+addr, "WXPAYD_DATA_DIR="+filepath.Join(dir, "data"),
-		"WXPAYD_ADMIN_TOKEN_FILE="+s.adminFile, "WXPAYD_SESSION_SECRET_FILE="+session,
-		"WXPAYD_LOG_LEVEL=warn", "WXPAYD_KAFKA_BROKERS="+kafka, "WXPAYD_CLICKHOUSE_ADDR="+ch)
-	s.wxpaydEnv = env
-	s.wxpayd = s.start(t, filepath.Join(bin, "wxpayd"), nil, env, s.wxpaydLog)
-	s.waitHTTP(t, s.target+"/readyz", s.wxpayd, s.wxpaydLog)
+	addr := rig.FreeAddr(t)
+	sim := rig.StartSim(t, bin["wxpaysim"], dir, api, addr, append([]string{"--notify-speedup", "60", "--log-level", "warn"}, serve...)...)
+	s := &stack{target: "http://" + addr, sim: sim.URL, wxpaysim: sim.Process,
+		env: sim.WxpaydEnv(t, dir, addr, adminToken, append([]string{"WXPAYD_LOG_LEVEL=warn"}, env...)...)}
+	s.adminFile = rig.Getenv(s.env, "WXPAYD_ADMIN_TOKEN_FILE")
+	s.wxpayd = rig.Start(t, rig.Cmd{Path: bin["wxpayd"], Env: s.env, Log: filepath.Join(dir, "wxpayd.log")})
+	s.wxpayd.WaitReady(t, s.target+"/readyz", 60*time.Second)
 	return s
-}
-
-func (s *stack) start(t *testing.T, path string, args, env []string, logPath string) *proc {
-	t.Helper()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(path, args...)
-	cmd.Env = append(cleanEnv(), env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start %s: %v", path, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			t.Logf("%s did not stop within 20 s of SIGTERM: SIGKILL", filepath.Base(path))
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	return &proc{cmd, exited}
 }
 
 // crashWxpayd kills wxpayd with SIGKILL (no shutdown: only what it
 // fsync'd survives) and starts it again on the same data dir.
 func (s *stack) crashWxpayd(t *testing.T) {
 	t.Helper()
-	_ = s.wxpayd.cmd.Process.Kill()
-	<-s.wxpayd.exited
-	s.wxpayd = s.start(t, s.wxpayd.cmd.Path, nil, s.wxpaydEnv, s.wxpaydLog)
-	s.waitHTTP(t, s.target+"/readyz", s.wxpayd, s.wxpaydLog)
+	if err := s.wxpayd.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	s.wxpayd.WaitReady(t, s.target+"/readyz", 60*time.Second)
 }
 
 // skuView is GET /admin/v1/skus/{sku}.
@@ -345,73 +233,4 @@ func (s *stack) sku(t *testing.T, name string) skuView {
 		t.Fatalf("GET sku: status %d, %v", resp.StatusCode, err)
 	}
 	return v
-}
-
-// cleanEnv is the test's environment without wxpayd's and wxpaysim's own
-// settings, so a developer's shell cannot leak into the stack.
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "WXPAY_") || strings.HasPrefix(kv, "WXPAYD_") || strings.HasPrefix(kv, "WXPAYSIM_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-func (s *stack) waitHTTP(t *testing.T, url string, p *proc, logPath string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	c := &http.Client{Timeout: time.Second}
-	for time.Now().Before(deadline) {
-		if resp, err := c.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		select {
-		case <-p.exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("%s exited before answering %s; log:\n%s", filepath.Base(p.cmd.Path), url, tail(string(b), 40))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	b, _ := os.ReadFile(logPath)
-	t.Fatalf("%s did not answer within 60 s; log:\n%s", url, tail(string(b), 40))
-}
-
-func (s *stack) dumpLogs(t *testing.T) {
-	for _, p := range []string{s.simLog, s.wxpaydLog} {
-		b, _ := os.ReadFile(p)
-		t.Logf("%s:\n%s", filepath.Base(p), tail(string(b), 40))
-	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func readEnvFile(t *testing.T, path string) []string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' || !strings.Contains(line, "=") {
-			continue
-		}
-		out = append(out, line)
-	}
-	return out
 }

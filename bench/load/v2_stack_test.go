@@ -3,14 +3,11 @@ package load_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/wxpayd/wxpayd/bench/load"
+	"github.com/wxpayd/wxpayd/bench/rig"
 )
 
 // TestFlashSaleOnAPIv2PassesTheAudit: the real binaries with wxpayd as an
@@ -26,7 +23,10 @@ func TestFlashSaleOnAPIv2PassesTheAudit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds and runs the whole stack")
 	}
-	st := startV2Stack(t)
+	st := startStack(t, "v2", []string{"--tamper-rate", "0.1", "--dup-rate", "0.1", "--seed", "7"}, "WXPAYD_ORDER_TTL=1m")
+	if api := rig.Getenv(st.env, "WXPAY_API"); api != "v2" {
+		t.Fatalf("keygen --api v2 wrote WXPAY_API=%q", api)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := load.Run(ctx, load.Config{
@@ -41,7 +41,6 @@ func TestFlashSaleOnAPIv2PassesTheAudit(t *testing.T) {
 		t.Logf("summary:\n%s", load.Markdown(res))
 	}
 	if err != nil {
-		st.dumpLogs(t)
 		t.Fatalf("Run: %v", err)
 	}
 	var apiCheck *load.Check
@@ -70,51 +69,4 @@ func TestFlashSaleOnAPIv2PassesTheAudit(t *testing.T) {
 			t.Errorf("check %q passed=%v (%s)", c.Name, c.Passed, c.Detail)
 		}
 	}
-}
-
-// startV2Stack is startStack for an APIv2 merchant.
-func startV2Stack(t *testing.T) *stack {
-	t.Helper()
-	bin := binaries(t)
-	dir := t.TempDir()
-	simAddr, simTLS, addr := freePort(t), freePort(t), freePort(t)
-	s := &stack{dir: dir, target: "http://" + addr, sim: "http://" + simAddr,
-		wxpaydLog: filepath.Join(dir, "wxpayd.log"), simLog: filepath.Join(dir, "wxpaysim.log")}
-	keys := filepath.Join(dir, "keys")
-	if out, err := exec.Command(filepath.Join(bin, "wxpaysim"), "keygen", "--dir", keys, "--api", "v2", "--sim-addr", simAddr,
-		"--sim-tls-addr", simTLS, "--notify-url", "http://"+addr+"/wxpay/v2/notify").CombinedOutput(); err != nil {
-		t.Fatalf("keygen: %v\n%s", err, out)
-	}
-	s.adminFile = filepath.Join(dir, "admin_token")
-	session := filepath.Join(dir, "session_secret")
-	if err := os.WriteFile(s.adminFile, []byte("bench-admin-token-0123456789\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(session, []byte("bench-session-secret-0123456789abcdef0123\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.simArgs = []string{"serve", "--keys-dir", keys, "--listen", simAddr, "--tls-listen", simTLS, "--notify-speedup", "60",
-		"--log-level", "warn", "--tamper-rate", "0.1", "--dup-rate", "0.1", "--seed", "7"}
-	s.wxpaysim = s.start(t, filepath.Join(bin, "wxpaysim"), s.simArgs, nil, s.simLog)
-	s.waitHTTP(t, s.sim+"/sim/v1/health", s.wxpaysim, s.simLog)
-	env := readEnvFile(t, filepath.Join(keys, "wxpay.env"))
-	if !containsLine(env, "WXPAY_API=v2") {
-		t.Fatalf("keygen --api v2 wrote %v", env)
-	}
-	env = append(env, "WXPAYD_LISTEN="+addr, "WXPAYD_DATA_DIR="+filepath.Join(dir, "data"),
-		"WXPAYD_ADMIN_TOKEN_FILE="+s.adminFile, "WXPAYD_SESSION_SECRET_FILE="+session, "WXPAYD_LOG_LEVEL=warn",
-		"WXPAYD_ORDER_TTL=1m")
-	s.wxpaydEnv = env
-	s.wxpayd = s.start(t, filepath.Join(bin, "wxpayd"), nil, env, s.wxpaydLog)
-	s.waitHTTP(t, s.target+"/readyz", s.wxpayd, s.wxpaydLog)
-	return s
-}
-
-func containsLine(lines []string, want string) bool {
-	for _, l := range lines {
-		if strings.TrimSpace(l) == want {
-			return true
-		}
-	}
-	return false
 }
