@@ -1,12 +1,10 @@
 package browser
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
+	"github.com/wxpayd/wxpayd/bench/rig"
 	"github.com/wxpayd/wxpayd/sink/itest"
 )
 
@@ -36,7 +35,7 @@ func TestMiniProgramInChromium(t *testing.T) {
 	chrome := findChromium(t)
 	root := itest.RepoRoot(t)
 	out := outDir(t, root)
-	st := startStack(t, root)
+	st := startStack(t)
 	st.putSKU(t, "tea", "Tea, one unit only", 888, 1)
 	st.putSKU(t, "oolong", "Oolong", 1288, 10)
 	st.putSKU(t, "puer", "Pu'er", 1688, 10)
@@ -182,36 +181,18 @@ type stack struct {
 	hc             *http.Client
 }
 
-func startStack(t *testing.T, root string) *stack {
+func TestMain(m *testing.M) { rig.Main(m) }
+
+func startStack(t *testing.T) *stack {
 	t.Helper()
 	dir := t.TempDir()
-	bin := map[string]string{}
-	for _, name := range []string{"wxpayd", "wxpaysim"} {
-		bin[name] = filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-o", bin[name], "./cmd/"+name)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", name, err, b)
-		}
-	}
-	simAddr, listen := freeAddr(t), freeAddr(t)
-	keys := filepath.Join(dir, "keys")
-	if b, err := exec.Command(bin["wxpaysim"], "keygen", "--dir", keys, "--sim-addr", simAddr,
-		"--notify-url", "http://"+listen+"/wxpay/v3/notify").CombinedOutput(); err != nil {
-		t.Fatalf("keygen: %v\n%s", err, b)
-	}
-	s := &stack{simURL: "http://" + simAddr, apiURL: "http://" + listen, hc: &http.Client{Timeout: 10 * time.Second}}
-	start(t, filepath.Join(dir, "wxpaysim.log"), nil, bin["wxpaysim"], "serve", "--keys-dir", keys, "--listen", simAddr,
-		"--notify-speedup", "100")
-	s.waitHTTP(t, s.simURL+"/sim/v1/health")
-	env := append(readEnv(t, filepath.Join(keys, "wxpay.env")),
-		"WXPAYD_LISTEN="+listen, "WXPAYD_DATA_DIR="+filepath.Join(dir, "data"),
-		"WXPAYD_ADMIN_TOKEN_FILE="+writeFile(t, dir, "admin", adminToken),
-		"WXPAYD_SESSION_SECRET_FILE="+writeFile(t, dir, "session", strings.Repeat("s", 40)),
-		// The page is served by wxpaysim: another origin than wxpayd's.
-		"WXPAYD_CORS_ORIGINS="+s.simURL, "WXPAYD_LOG_LEVEL=warn")
-	start(t, filepath.Join(dir, "wxpayd.log"), env, bin["wxpayd"])
-	s.waitHTTP(t, s.apiURL+"/readyz")
+	bin := rig.Build(t, "./cmd/wxpayd", "./cmd/wxpaysim")
+	listen := rig.FreeAddr(t)
+	sim := rig.StartSim(t, bin["wxpaysim"], dir, "v3", listen, "--notify-speedup", "100")
+	s := &stack{simURL: sim.URL, apiURL: "http://" + listen, hc: &http.Client{Timeout: 10 * time.Second}}
+	// The page is served by wxpaysim: another origin than wxpayd's.
+	env := sim.WxpaydEnv(t, dir, listen, adminToken, "WXPAYD_CORS_ORIGINS="+s.simURL, "WXPAYD_LOG_LEVEL=warn")
+	rig.Start(t, rig.Cmd{Path: bin["wxpayd"], Env: env, Log: filepath.Join(dir, "wxpayd.log")}).WaitReady(t, s.apiURL+"/readyz", 20*time.Second)
 	return s
 }
 
@@ -267,20 +248,6 @@ func (s *stack) simState(t *testing.T, otn string) string {
 		t.Fatalf("sim order %s: %d %s", otn, st, b)
 	}
 	return o.TradeState
-}
-
-func (s *stack) waitHTTP(t *testing.T, u string) {
-	t.Helper()
-	for i := 0; i < 400; i++ {
-		if resp, err := s.hc.Get(u); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer 200 within 20 s", u)
 }
 
 // newBrowser starts headless Chromium for the whole test.
@@ -497,77 +464,4 @@ func writeJSON(t *testing.T, path string, v any) {
 	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 		t.Error(err)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// start runs a binary with its output in logPath; it is stopped (SIGINT,
-// then SIGKILL after 10 s) when the test ends, and its log's tail is shown
-// when the test failed.
-func start(t *testing.T, logPath string, env []string, name string, args ...string) {
-	t.Helper()
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		f.Close()
-		if t.Failed() {
-			if b, err := os.ReadFile(logPath); err == nil {
-				if len(b) > 4000 {
-					b = b[len(b)-4000:]
-				}
-				t.Logf("--- %s (tail):\n%s", filepath.Base(logPath), b)
-			}
-		}
-	})
-}
-
-func writeFile(t *testing.T, dir, name, v string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func readEnv(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, l := range bytes.Split(b, []byte("\n")) {
-		if s := strings.TrimSpace(string(l)); s != "" && !strings.HasPrefix(s, "#") {
-			out = append(out, s)
-		}
-	}
-	return out
 }
