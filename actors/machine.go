@@ -154,14 +154,27 @@ func prepayDone(cur store.Order, m *PrepayDone, env Env) Outcome {
 	return o
 }
 
+// otherMerchant is the one check of "is this ours?" for what WeChat
+// notifies, payments and refunds, APIv3 and APIv2 alike: it names the
+// first of appid and mchid that is not this merchant's, or returns "".
+// (Answers to wxpayd's own calls are checked by the client that made them.)
+func otherMerchant(appID, mchID string, env Env) string {
+	switch {
+	case appID != env.AppID:
+		return "appid"
+	case mchID != env.MchID:
+		return "mchid"
+	}
+	return ""
+}
+
 // matchTransaction checks a transaction against the order; it returns the
 // reason of the first mismatch, or "".
 func matchTransaction(cur *store.Order, tx *wxpay.Transaction, env Env) string {
+	if why := otherMerchant(tx.AppID, tx.MchID, env); why != "" {
+		return why
+	}
 	switch {
-	case tx.AppID != env.AppID:
-		return "appid"
-	case tx.MchID != env.MchID:
-		return "mchid"
 	case tx.OutTradeNo != cur.OutTradeNo:
 		return "out_trade_no"
 	case tx.Amount.Total != cur.Total:
@@ -495,6 +508,27 @@ func refundStart(cur store.Order, m *StartRefund, env Env) Outcome {
 		e.Reason = m.Reason
 	})
 	return o
+}
+
+// refundNotified applies a REFUND.* notification: another merchant's is a
+// mismatch, recorded and refused like a payment's.
+func refundNotified(cur store.Order, n *wxpay.RefundNotice, notifyID string, env Env) Outcome {
+	appID := n.AppID
+	if appID == "" {
+		appID = env.AppID // APIv3 refund notifications name no appid
+	}
+	if why := otherMerchant(appID, n.MchID, env); why != "" {
+		o := Outcome{Order: cur, Status: StatusMismatch}
+		o.emit(event.NotifyMismatch, env, func(e *event.Event) {
+			e.NotificationID = notifyID
+			e.OutRefundNo = n.OutRefundNo
+			e.Reason = why
+			e.Alert = "refund notification for another merchant: " + why
+		})
+		return o
+	}
+	return refundResult(cur, refundOutcome{outRefundNo: n.OutRefundNo, status: n.RefundStatus,
+		refundID: n.RefundID, notifyID: notifyID, amount: n.Amount.Refund}, env)
 }
 
 // refundOutcome is a refund's news: from the create or query call, or a

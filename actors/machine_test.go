@@ -205,6 +205,21 @@ func TestTransitions(t *testing.T) {
 				return refundResult(o, refundOutcome{outRefundNo: "R1", err: apiErr("NOT_ENOUGH")}, env)
 			},
 			store.StatePaid, []string{event.OrderRefundFailed}, stockNone, callNone, StatusOK},
+		{"a refund notification for another mchid is a mismatch", store.StateRefunding,
+			func(o store.Order) Outcome {
+				return refundNotified(o, &wxpay.RefundNotice{MchID: "1111111111", OutRefundNo: "R1", RefundStatus: "SUCCESS"}, "EV-R1", env)
+			},
+			store.StateRefunding, []string{event.NotifyMismatch}, stockNone, callNone, StatusMismatch},
+		{"an APIv2 refund notification for another appid is a mismatch", store.StateRefunding,
+			func(o store.Order) Outcome {
+				return refundNotified(o, &wxpay.RefundNotice{AppID: "wx0000000000000000", MchID: env.MchID, OutRefundNo: "R1", RefundStatus: "SUCCESS"}, "v2r:1", env)
+			},
+			store.StateRefunding, []string{event.NotifyMismatch}, stockNone, callNone, StatusMismatch},
+		{"this merchant's refund notification applies", store.StateRefunding,
+			func(o store.Order) Outcome {
+				return refundNotified(o, &wxpay.RefundNotice{AppID: env.AppID, MchID: env.MchID, OutRefundNo: "R1", RefundID: "50R1", RefundStatus: "SUCCESS"}, "v2r:1", env)
+			},
+			store.StateRefunded, []string{event.OrderRefunded}, stockNone, callNone, StatusOK},
 		{"a notification for an unknown refund is a mismatch", store.StateRefunding,
 			func(o store.Order) Outcome {
 				return refundResult(o, refundOutcome{outRefundNo: "R9", status: "SUCCESS", notifyID: "EV-R9"}, env)

@@ -124,13 +124,7 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 	case *PaymentNotified:
 		out = paid(a.order, &m.Tx, m.NotifyID, env)
 	case *RefundNotified:
-		n := &m.Notice
-		if n.MchID != env.MchID {
-			out = Outcome{Order: a.order, Status: StatusMismatch}
-			break
-		}
-		out = refundResult(a.order, refundOutcome{outRefundNo: n.OutRefundNo, status: n.RefundStatus,
-			refundID: n.RefundID, notifyID: m.NotifyID, amount: n.Amount.Refund}, env)
+		out = refundNotified(a.order, &m.Notice, m.NotifyID, env)
 	case *StartRefund:
 		out = refundStart(a.order, m, env)
 	case *ApplyAbnormalRefund:

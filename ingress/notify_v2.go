@@ -64,7 +64,7 @@ func (s *Server) v2Notify(ctx *fasthttp.RequestCtx, kind string, route wxpay.Not
 		s.v2Reply(ctx, kind, errTooLarge)
 		return
 	}
-	n, err := s.d.V2Key.ParseNotice(route, body, s.cfg.AppID, s.cfg.MchID)
+	n, err := s.d.V2Key.ParseNotice(route, body)
 	if err != nil {
 		s.recordRejection("", "", "v2: "+err.Error())
 		s.v2Reply(ctx, kind, err)

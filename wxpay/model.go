@@ -254,6 +254,9 @@ type RefundNoticeAmount struct {
 
 // RefundNotice is the resource of REFUND.* notifications.
 type RefundNotice struct {
+	// AppID is set by APIv2 refund notifications only (APIv3's name no
+	// appid).
+	AppID               string             `json:"appid,omitempty"`
 	MchID               string             `json:"mchid"`
 	OutTradeNo          string             `json:"out_trade_no"`
 	TransactionID       string             `json:"transaction_id"`

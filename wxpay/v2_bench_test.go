@@ -117,7 +117,7 @@ func BenchmarkV2Notification(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if n, err := k.ParseNotice(NoticePayment, body, "wxd930ea5d5a258f4f", "10000100"); err != nil || n.Kind != NoticePayment {
+		if n, err := k.ParseNotice(NoticePayment, body); err != nil || n.Kind != NoticePayment {
 			b.Fatal(n.Kind, err)
 		}
 	}

@@ -36,20 +36,20 @@ const (
 // A refund notification carries no sign: req_info, encrypted with a key
 // derived from the APIv2 key, authenticates it. It is parsed and decoded
 // (DecodeV2RefundNotification); a return_code FAIL is a NoticeOther.
-// Otherwise its appid and mch_id must be appID and mchID (ErrMalformed), and
-// req_info must decrypt and decode (DecryptReqInfo, ErrV2ReqInfo). The
-// NoticeRefund's Refund has refund_status in APIv3 spelling (CHANGE →
+// Otherwise req_info must decrypt and decode (DecryptReqInfo,
+// ErrV2ReqInfo); its appid and mch_id, like a payment's, are left for the
+// order to match. The NoticeRefund's Refund has refund_status in APIv3 spelling (CHANGE →
 // ABNORMAL, REFUNDCLOSE → CLOSED), amount.total = total_fee, amount.refund =
 // refund_fee, success_time as RFC 3339, and ID "v2r:" + refund_id.
 //
 // The caller bounds the body (see MaxNotificationBody). Errors wrap the
 // wxpay sentinel of the failed check; the Notice is then empty.
-func (k *V2Key) ParseNotice(route NoticeKind, body []byte, appID, mchID string) (Notice, error) {
+func (k *V2Key) ParseNotice(route NoticeKind, body []byte) (Notice, error) {
 	switch route {
 	case NoticePayment:
 		return k.paymentNotice(body)
 	case NoticeRefund:
-		return k.refundNotice(body, appID, mchID)
+		return k.refundNotice(body)
 	}
 	return Notice{}, fmt.Errorf("%w: APIv2 notifications are payments or refunds, not %s", ErrMalformed, route)
 }
@@ -82,7 +82,7 @@ func (k *V2Key) paymentNotice(body []byte) (Notice, error) {
 	}}, nil
 }
 
-func (k *V2Key) refundNotice(body []byte, appID, mchID string) (Notice, error) {
+func (k *V2Key) refundNotice(body []byte) (Notice, error) {
 	p, err := ParseV2XML(body)
 	if err != nil {
 		return Notice{}, err
@@ -94,16 +94,12 @@ func (k *V2Key) refundNotice(body []byte, appID, mchID string) (Notice, error) {
 	if outer.ReturnCode != v2Success {
 		return Notice{Kind: NoticeOther}, nil
 	}
-	if outer.AppID != appID || outer.MchID != mchID {
-		return Notice{}, fmt.Errorf("%w: refund notification for appid %.32q, mch_id %.32q: not this merchant's",
-			ErrMalformed, outer.AppID, outer.MchID)
-	}
 	info, err := k.DecryptReqInfo(outer.ReqInfo)
 	if err != nil {
 		return Notice{}, err
 	}
 	return Notice{Kind: NoticeRefund, ID: v2RefundIDPrefix + info.RefundID, Refund: RefundNotice{
-		MchID: outer.MchID, OutTradeNo: info.OutTradeNo, TransactionID: info.TransactionID,
+		AppID: outer.AppID, MchID: outer.MchID, OutTradeNo: info.OutTradeNo, TransactionID: info.TransactionID,
 		OutRefundNo: info.OutRefundNo, RefundID: info.RefundID, RefundStatus: v2RefundStatus(info.RefundStatus),
 		SuccessTime:         v2RFC3339(info.SuccessTime, V2RefundSuccessTimeLayout),
 		UserReceivedAccount: info.RefundRecvAccount,

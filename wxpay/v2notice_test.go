@@ -26,7 +26,7 @@ func TestV2ParseNoticePayments(t *testing.T) {
 	}
 
 	t.Run("the fixture becomes a payment in the APIv3 model", func(t *testing.T) {
-		n, err := k.ParseNotice(NoticePayment, v2ReadFile(t, "notify_pay_md5.xml"), appID, mchID)
+		n, err := k.ParseNotice(NoticePayment, v2ReadFile(t, "notify_pay_md5.xml"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,16 +41,16 @@ func TestV2ParseNoticePayments(t *testing.T) {
 		}
 	})
 	t.Run("the HMAC-SHA256 fixture verifies by its sign_type", func(t *testing.T) {
-		if n, err := k.ParseNotice(NoticePayment, v2ReadFile(t, "notify_pay_hmac.xml"), appID, mchID); err != nil || n.Kind != NoticePayment {
+		if n, err := k.ParseNotice(NoticePayment, v2ReadFile(t, "notify_pay_hmac.xml")); err != nil || n.Kind != NoticePayment {
 			t.Fatalf("got %+v, %v", n, err)
 		}
 	})
 	t.Run("an absent fee_type is CNY, a present one is kept", func(t *testing.T) {
-		n, err := k.ParseNotice(NoticePayment, doc(paid, nil), appID, mchID)
+		n, err := k.ParseNotice(NoticePayment, doc(paid, nil))
 		if err != nil || n.Payment.Amount.Currency != "CNY" || n.Payment.Amount.Total != 1999 || n.OutTradeNo() != "01ORDER000001" {
 			t.Fatalf("got %+v, %v", n, err)
 		}
-		n, err = k.ParseNotice(NoticePayment, doc(paid, func(p map[string]string) { p["fee_type"] = "USD" }), appID, mchID)
+		n, err = k.ParseNotice(NoticePayment, doc(paid, func(p map[string]string) { p["fee_type"] = "USD" }))
 		if err != nil || n.Payment.Amount.Currency != "USD" {
 			t.Fatalf("got %+v, %v", n, err)
 		}
@@ -60,7 +60,7 @@ func TestV2ParseNoticePayments(t *testing.T) {
 			p["result_code"], p["err_code"] = "FAIL", "NOTENOUGH"
 			delete(p, "transaction_id")
 		})
-		if n, err := k.ParseNotice(NoticePayment, failed, appID, mchID); err != nil || n != (Notice{Kind: NoticeOther}) {
+		if n, err := k.ParseNotice(NoticePayment, failed); err != nil || n != (Notice{Kind: NoticeOther}) {
 			t.Fatalf("got %+v, %v", n, err)
 		}
 	})
@@ -79,14 +79,14 @@ func TestV2ParseNoticePayments(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			n, err := k.ParseNotice(NoticePayment, tc.body, appID, mchID)
+			n, err := k.ParseNotice(NoticePayment, tc.body)
 			if !errors.Is(err, tc.want) || n != (Notice{}) {
 				t.Fatalf("got %+v, %v; want %v", n, err, tc.want)
 			}
 		})
 	}
 	t.Run("a route is a payment or a refund", func(t *testing.T) {
-		if _, err := k.ParseNotice(NoticeOther, doc(paid, nil), appID, mchID); !errors.Is(err, ErrMalformed) {
+		if _, err := k.ParseNotice(NoticeOther, doc(paid, nil)); !errors.Is(err, ErrMalformed) {
 			t.Fatal(err)
 		}
 	})
@@ -115,12 +115,12 @@ func TestV2ParseNoticeRefunds(t *testing.T) {
 	}
 
 	t.Run("the fixture becomes a refund in the APIv3 model", func(t *testing.T) {
-		n, err := k.ParseNotice(NoticeRefund, v2ReadFile(t, "notify_refund.xml"), appID, mchID)
+		n, err := k.ParseNotice(NoticeRefund, v2ReadFile(t, "notify_refund.xml"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := Notice{Kind: NoticeRefund, ID: "v2r:50000404922017112502468056157", Refund: RefundNotice{
-			MchID: mchID, OutTradeNo: "4893e76d8c8b434cb64e9cd536338e33", TransactionID: "4200000015201711256947025404",
+			AppID: appID, MchID: mchID, OutTradeNo: "4893e76d8c8b434cb64e9cd536338e33", TransactionID: "4200000015201711256947025404",
 			OutRefundNo: "50fd012ed1b311e7af7800163e32c503", RefundID: "50000404922017112502468056157",
 			RefundStatus: RefundStatusSuccess, SuccessTime: "2017-11-25T15:36:17+08:00", UserReceivedAccount: "支付用户零钱",
 			Amount: RefundNoticeAmount{Total: 6, Refund: 6},
@@ -133,7 +133,7 @@ func TestV2ParseNoticeRefunds(t *testing.T) {
 		"SUCCESS": RefundStatusSuccess, "CHANGE": RefundStatusAbnormal, "REFUNDCLOSE": RefundStatusClosed,
 	} {
 		t.Run("refund_status "+status+" is spelt "+want, func(t *testing.T) {
-			n, err := k.ParseNotice(NoticeRefund, outer(reqInfo(status), nil), appID, mchID)
+			n, err := k.ParseNotice(NoticeRefund, outer(reqInfo(status), nil))
 			if err != nil || n.Refund.RefundStatus != want || n.Refund.Amount != (RefundNoticeAmount{Total: 1999, Refund: 500}) ||
 				n.Refund.SuccessTime != "" || n.OutTradeNo() != "01ORDER000001" {
 				t.Fatalf("got %+v, %v", n, err)
@@ -142,7 +142,7 @@ func TestV2ParseNoticeRefunds(t *testing.T) {
 	}
 	t.Run("a return_code FAIL carries nothing to apply", func(t *testing.T) {
 		body := AppendV2XML(nil, map[string]string{"return_code": "FAIL", "return_msg": "系统繁忙"})
-		if n, err := k.ParseNotice(NoticeRefund, body, appID, mchID); err != nil || n != (Notice{Kind: NoticeOther}) {
+		if n, err := k.ParseNotice(NoticeRefund, body); err != nil || n != (Notice{Kind: NoticeOther}) {
 			t.Fatalf("got %+v, %v", n, err)
 		}
 	})
@@ -154,15 +154,21 @@ func TestV2ParseNoticeRefunds(t *testing.T) {
 		body []byte
 		want error
 	}{
-		{"another appid is refused", outer(reqInfo("SUCCESS"), func(p map[string]string) { p["appid"] = "wx0000000000000000" }), ErrMalformed},
-		{"another mch_id is refused", outer(reqInfo("SUCCESS"), func(p map[string]string) { p["mch_id"] = "1111111111" }), ErrMalformed},
 		{"a req_info under another key is refused", outer(foreign, nil), ErrV2ReqInfo},
 		{"a payment notification is not a refund", v2ReadFile(t, "notify_pay_md5.xml"), ErrMissingField},
 		{"a document without return_code is refused", outer(reqInfo("SUCCESS"), func(p map[string]string) { delete(p, "return_code") }), ErrMissingField},
 	}
+	// Another merchant's appid and mch_id are carried for the order to
+	// refuse (actors' otherMerchant), as a payment's are.
+	n, err := k.ParseNotice(NoticeRefund, outer(reqInfo("SUCCESS"), func(p map[string]string) {
+		p["appid"], p["mch_id"] = "wx0000000000000000", "1111111111"
+	}))
+	if err != nil || n.Refund.AppID != "wx0000000000000000" || n.Refund.MchID != "1111111111" {
+		t.Fatalf("another merchant's refund notification: %+v, %v", n.Refund, err)
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			n, err := k.ParseNotice(NoticeRefund, tc.body, appID, mchID)
+			n, err := k.ParseNotice(NoticeRefund, tc.body)
 			if !errors.Is(err, tc.want) || n != (Notice{}) {
 				t.Fatalf("got %+v, %v; want %v", n, err, tc.want)
 			}
@@ -179,11 +185,11 @@ func FuzzV2Notice(f *testing.F) {
 	f.Add(v2ReadFile(f, "notify_pay_hmac.xml"))
 	f.Add(v2ReadFile(f, "notify_refund.xml"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		if n, err := k6.ParseNotice(NoticePayment, body, "wxd930ea5d5a258f4f", "10000100"); err == nil && n.Kind == NoticePayment &&
+		if n, err := k6.ParseNotice(NoticePayment, body); err == nil && n.Kind == NoticePayment &&
 			(n.Payment.TransactionID == "" || n.Payment.OutTradeNo == "" || n.Payment.Amount.Total <= 0 || n.ID == "") {
 			t.Fatalf("a partial payment: %+v", n)
 		}
-		if n, err := k8.ParseNotice(NoticeRefund, body, "wx2421b1c4370ec43b", "10000100"); err == nil && n.Kind == NoticeRefund &&
+		if n, err := k8.ParseNotice(NoticeRefund, body); err == nil && n.Kind == NoticeRefund &&
 			(n.Refund.RefundID == "" || n.Refund.OutTradeNo == "" || n.Refund.Amount.Refund <= 0 || n.ID == "") {
 			t.Fatalf("a partial refund: %+v", n)
 		}

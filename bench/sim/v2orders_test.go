@@ -41,7 +41,7 @@ func newV2Notices(t *testing.T, id *Identity) *v2Notices {
 		if r.URL.Path == "/refund" {
 			route = wxpay.NoticeRefund
 		}
-		nt, err := key.ParseNotice(route, body, id.AppID, id.MchID)
+		nt, err := key.ParseNotice(route, body)
 		if err != nil {
 			w.WriteHeader(400)
 			w.Write(wxpay.V2NotifyFailReply(err.Error()))
@@ -327,7 +327,7 @@ func TestV2RefundNotificationRetried(t *testing.T) {
 			io.WriteString(w, wxpay.V2NotifySuccessReply)
 			return
 		}
-		if _, err := key.ParseNotice(wxpay.NoticeRefund, body, id.AppID, id.MchID); err != nil {
+		if _, err := key.ParseNotice(wxpay.NoticeRefund, body); err != nil {
 			w.WriteHeader(400)
 			return
 		}
@@ -375,7 +375,7 @@ func TestV2RefundNotificationRetried(t *testing.T) {
 	// A tampered copy, as the simulator makes it, fails req_info.
 	body := wxpay.AppendV2XML(nil, map[string]string{"return_code": "SUCCESS", "appid": id.AppID, "mch_id": id.MchID, "nonce_str": "n",
 		"req_info": mustReqInfo(t, key, o)})
-	if _, err := key.ParseNotice(wxpay.NoticeRefund, v2Tamper(body), id.AppID, id.MchID); !errors.Is(err, wxpay.ErrV2ReqInfo) {
+	if _, err := key.ParseNotice(wxpay.NoticeRefund, v2Tamper(body)); !errors.Is(err, wxpay.ErrV2ReqInfo) {
 		t.Fatalf("tampered refund notification: %v", err)
 	}
 }
