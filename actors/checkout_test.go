@@ -205,8 +205,11 @@ func TestCheckoutOrderLivesLikeAnyOther(t *testing.T) {
 	}
 	tx := successTx()
 	tx.OutTradeNo, tx.Amount.Total, tx.Attach = m.OutTradeNo, m.Amount, m.Attach
-	if r, err = h.sys.Request(ctx, &PaymentNotified{Tx: tx, NotifyID: "n1"}); err != nil || r.Order.State != store.StatePaid {
+	if r, err = h.sys.Request(ctx, &PaymentNotified{Tx: tx, NotifyID: "n1"}); err != nil || r.Status != StatusOK {
 		t.Fatalf("notification: %+v %v", r, err)
+	}
+	if r, err = h.sys.Request(ctx, &Get{OutTradeNo: m.OutTradeNo}); err != nil || r.Order.State != store.StatePaid {
+		t.Fatalf("after the notification: %+v %v", r, err)
 	}
 	if r, err = h.sys.Request(ctx, &StartRefund{OutTradeNo: m.OutTradeNo, Amount: 1000, Reason: "少一杯"}); err != nil {
 		t.Fatalf("refund: %v", err)

@@ -140,7 +140,10 @@ func (m *RefundDone) orderKey() string          { return m.OutTradeNo }
 // Reply is an order actor's answer to a request.
 type Reply struct {
 	Status Status
-	Order  store.Order // the record after the message (zero if none)
+	// Order is the record after the message (zero if none, and for
+	// PaymentNotified and RefundNotified, whose replies carry the outcome
+	// only).
+	Order  store.Order
 	Exists bool
 	// RetryAfter is how long to wait before retrying (StatusBudget).
 	RetryAfter time.Duration

@@ -205,6 +205,10 @@ func (a *orderActor) handle(ctx actor.Context, msg OrderMessage) {
 			delete(a.waiting, m.OutRefundNo)
 			answer(p, a.refundReply(m))
 		}
+	case *PaymentNotified, *RefundNotified:
+		// WeChat's acknowledgement needs the outcome only: no copy of
+		// the order travels back (nor over the cluster wire).
+		a.respond(&Reply{Status: out.Status, Exists: a.exists})
 	default:
 		a.respond(&Reply{Status: out.Status, Order: a.order, Exists: a.exists})
 	}

@@ -362,8 +362,11 @@ func TestStateSurvivesRestartAndTimersResume(t *testing.T) {
 	}
 	tx := successTx()
 	tx.OutTradeNo = "S01RESTART01"
-	if r, err := h.sys.Request(ctx, &PaymentNotified{Tx: tx, NotifyID: "EV-1"}); err != nil || r.Order.State != store.StatePaid {
-		t.Fatalf("pay: %v %+v", err, r)
+	if r, err := h.sys.Request(ctx, &PaymentNotified{Tx: tx, NotifyID: "EV-1"}); err != nil || r.Status != StatusOK || r.Order.OutTradeNo != "" {
+		t.Fatalf("pay: %v %+v (a notification's reply is its outcome, without the order)", err, r)
+	}
+	if r, err := h.sys.Request(ctx, &Get{OutTradeNo: tx.OutTradeNo}); err != nil || r.Order.State != store.StatePaid {
+		t.Fatalf("paid order: %v %+v", err, r)
 	}
 	h.close()
 
@@ -375,7 +378,10 @@ func TestStateSurvivesRestartAndTimersResume(t *testing.T) {
 	if n, err := h2.sys.Recover(); err != nil || n != 1 {
 		t.Fatalf("recovered %d active orders, %v", n, err)
 	}
-	if r, err := h2.sys.Request(ctx, &PaymentNotified{Tx: tx, NotifyID: "EV-1"}); err != nil || r.Order.Seq != 4 {
+	if _, err := h2.sys.Request(ctx, &PaymentNotified{Tx: tx, NotifyID: "EV-1"}); err != nil {
+		t.Fatalf("duplicate after restart: %v", err)
+	}
+	if r, err := h2.sys.Request(ctx, &Get{OutTradeNo: tx.OutTradeNo}); err != nil || r.Order.Seq != 4 {
 		t.Fatalf("duplicate after restart: %v seq %d", err, r.Order.Seq)
 	}
 	v, err := h2.sys.Inventory().Get(ctx, "r")
