@@ -75,7 +75,7 @@ func TestChaos(t *testing.T) {
 	t0 := time.Now()
 
 	dir := t.TempDir()
-	bin := buildBinaries(t, dir)
+	bin := binaries(t)
 	has := simFlags(bin["wxpaysim"])
 	opts := detectOptions(bin["wxpayd"], cfg.duration)
 	if cfg.minGap == 0 {

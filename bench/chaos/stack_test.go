@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,33 +16,29 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wxpayd/wxpayd/bench/rig"
 )
 
-// stack is the real wxpaysim and wxpayd processes on loopback. wxpaysim
-// runs for the whole test; wxpayd is killed and started again on the same
-// data directory. Safe for concurrent use.
+// stack is the real wxpaysim and wxpayd processes on loopback, rig
+// processes. wxpaysim runs for the whole test; wxpayd is killed and started
+// again on the same data directory. Safe for concurrent use.
 type stack struct {
 	t      *testing.T
-	dir    string
-	bin    map[string]string
+	sim    *rig.Sim
 	simURL string
 	base   string // wxpayd
 	admin  string // admin bearer token
 	appID  string
-	env    []string
-	sim    *exec.Cmd
-	simLog string
+	wxpayd rig.Cmd
 	hc     *http.Client
 
-	mu      sync.Mutex
-	srv     *exec.Cmd
-	srvDone chan struct{}
-	starts  []time.Time // when each wxpayd process was started
-	kills   []time.Time // when each SIGKILL was sent
-	logs    []string    // one log file per wxpayd process
+	mu     sync.Mutex
+	srv    *rig.Process // wxpayd, from startWxpayd on
+	starts []time.Time  // when each wxpayd process was started
+	kills  []time.Time  // when each SIGKILL was sent
 }
 
 // wxpaydOptions are the wxpayd settings the harness depends on for timing,
@@ -71,26 +66,23 @@ var optionalSettings = []struct{ env, value string }{
 
 const adminToken = "chaos-admin-token-0123456789abcdef"
 
-// buildBinaries builds wxpayd and wxpaysim from this tree into dir; with
-// CHAOS_WXPAYD set, that wxpayd binary is audited instead (another build,
-// when bisecting).
-func buildBinaries(t *testing.T, dir string) map[string]string {
+func TestMain(m *testing.M) { rig.Main(m) }
+
+// wxpaydReady bounds the wait for a started wxpayd's /readyz.
+const wxpaydReady = 90 * time.Second
+
+// binaries builds wxpayd and wxpaysim from this tree; with CHAOS_WXPAYD
+// set, that wxpayd binary is audited instead (another build, when
+// bisecting).
+func binaries(t *testing.T) map[string]string {
 	t.Helper()
-	t0 := time.Now()
-	pkgs := []string{"github.com/wxpayd/wxpayd/cmd/wxpaysim"}
-	out := map[string]string{"wxpayd": filepath.Join(dir, "wxpayd"), "wxpaysim": filepath.Join(dir, "wxpaysim")}
 	if p := os.Getenv("CHAOS_WXPAYD"); p != "" {
-		out["wxpayd"] = p
 		t.Logf("CHAOS_WXPAYD: auditing %s", p)
-	} else {
-		pkgs = append(pkgs, "github.com/wxpayd/wxpayd/cmd/wxpayd")
+		bin := rig.Build(t, "./cmd/wxpaysim")
+		bin["wxpayd"] = p
+		return bin
 	}
-	cmd := exec.Command("go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %v: %v\n%s", pkgs, err, b)
-	}
-	t.Logf("built %d binaries in %.1f s", len(pkgs), time.Since(t0).Seconds())
-	return out
+	return rig.Build(t, "./cmd/wxpayd", "./cmd/wxpaysim")
 }
 
 // helpText is what a binary prints for -h (it exits 0 or 2: both fine).
@@ -119,175 +111,38 @@ func (s *stack) requireSimControl() {
 	}
 }
 
-// cleanEnv is the test's environment without wxpayd's and wxpaysim's own
-// settings, so a developer's shell cannot leak into the stack.
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "WXPAY_") || strings.HasPrefix(kv, "WXPAYD_") || strings.HasPrefix(kv, "WXPAYSIM_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func writeSecret(t *testing.T, dir, name, v string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func readEnvFile(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, strings.TrimPrefix(l, "export "))
-		}
-	}
-	return out
-}
-
-// newStack generates an identity and starts wxpaysim with simArgs; wxpayd
-// is started by startWxpayd.
+// newStack starts wxpaysim with simArgs on a fresh identity; wxpayd is
+// started by startWxpayd.
 func newStack(t *testing.T, dir string, bin map[string]string, opts wxpaydOptions, simArgs []string) *stack {
 	t.Helper()
-	simAddr, listen := freeAddr(t), freeAddr(t)
-	keys := filepath.Join(dir, "keys")
-	if b, err := exec.Command(bin["wxpaysim"], "keygen", "--dir", keys, "--sim-addr", simAddr,
-		"--notify-url", "http://"+listen+"/wxpay/v3/notify").CombinedOutput(); err != nil {
-		t.Fatalf("wxpaysim keygen: %v\n%s", err, b)
-	}
+	listen := rig.FreeAddr(t)
+	sim := rig.StartSim(t, bin["wxpaysim"], dir, "v3", listen, simArgs...)
 	s := &stack{
-		t: t, dir: dir, bin: bin, simURL: "http://" + simAddr, base: "http://" + listen, admin: adminToken,
+		t: t, sim: sim, simURL: sim.URL, base: "http://" + listen, admin: adminToken, appID: rig.Getenv(sim.Env, "WXPAY_APPID"),
 		hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second,
 			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 		}},
 	}
-	s.env = readEnvFile(t, filepath.Join(keys, "wxpay.env"))
-	for _, kv := range s.env {
-		if v, ok := strings.CutPrefix(kv, "WXPAY_APPID="); ok {
-			s.appID = strings.Trim(v, `"'`)
-		}
-	}
-	s.env = append(s.env,
-		"WXPAYD_LISTEN="+listen, "WXPAYD_DATA_DIR="+filepath.Join(dir, "data"),
-		"WXPAYD_ADMIN_TOKEN_FILE="+writeSecret(t, dir, "admin", adminToken),
-		"WXPAYD_SESSION_SECRET_FILE="+writeSecret(t, dir, "session", strings.Repeat("chaos-session-", 4)),
-		"WXPAYD_LOG_LEVEL=info", "WXPAYD_PREPAY_QPS=-1")
-	s.env = append(s.env, opts.set...)
 	if s.appID == "" {
 		t.Fatal("wxpay.env has no WXPAY_APPID")
 	}
-
-	s.simLog = filepath.Join(dir, "wxpaysim.log")
-	f, err := os.Create(s.simLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"serve", "--keys-dir", keys, "--listen", simAddr}, simArgs...)
-	s.sim = exec.Command(bin["wxpaysim"], args...)
-	s.sim.Env = cleanEnv()
-	s.sim.Stdout, s.sim.Stderr = f, f
-	if err := s.sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	simDone := make(chan struct{})
-	go func() { _ = s.sim.Wait(); f.Close(); close(simDone) }()
-	t.Cleanup(func() {
-		_ = s.sim.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-simDone:
-		case <-time.After(15 * time.Second):
-			_ = s.sim.Process.Kill()
-			<-simDone
-		}
-	})
-	if err := s.waitOK(s.simURL+"/sim/v1/health", 30*time.Second, simDone); err != nil {
-		t.Fatalf("wxpaysim %v did not come up: %v\n%s", args, err, tail(s.simLog, 30))
-	}
+	env := sim.WxpaydEnv(t, dir, listen, adminToken, append([]string{"WXPAYD_LOG_LEVEL=info", "WXPAYD_PREPAY_QPS=-1"}, opts.set...)...)
+	s.wxpayd = rig.Cmd{Path: bin["wxpayd"], Env: env, Log: filepath.Join(dir, "wxpayd.log")}
 	s.requireSimControl()
-	t.Cleanup(s.stopWxpayd)
 	return s
 }
 
-// waitOK polls url until it answers 200, the deadline passes or done closes
-// (the process exited).
-func (s *stack) waitOK(url string, within time.Duration, done <-chan struct{}) error {
-	deadline := time.Now().Add(within)
-	hc := &http.Client{Timeout: time.Second}
-	for {
-		resp, err := hc.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		select {
-		case <-done:
-			return errors.New("the process exited")
-		default:
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // startWxpayd starts wxpayd on the stack's data directory and waits until
-// it is ready. Call it from the test's goroutine.
+// it is ready. Call it once, from the test's goroutine.
 func (s *stack) startWxpayd() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.startLocked(); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-func (s *stack) startLocked() error {
-	logPath := filepath.Join(s.dir, fmt.Sprintf("wxpayd.%02d.log", len(s.logs)))
-	f, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(s.bin["wxpayd"])
-	cmd.Env = append(cleanEnv(), s.env...)
-	cmd.Stdout, cmd.Stderr = f, f
 	s.starts = append(s.starts, time.Now())
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return err
+	s.srv = rig.Start(s.t, s.wxpayd)
+	if err := s.srv.Ready(s.base+"/readyz", wxpaydReady); err != nil {
+		s.t.Fatalf("wxpayd start 1 did not become ready: %v", err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
-	s.srv, s.srvDone = cmd, done
-	s.logs = append(s.logs, logPath)
-	if err := s.waitOK(s.base+"/readyz", 90*time.Second, done); err != nil {
-		return fmt.Errorf("wxpayd start %d did not become ready: %v\n%s", len(s.logs), err, tail(logPath, 40))
-	}
-	return nil
 }
 
 // restart SIGKILLs wxpayd and starts it again on the same data directory.
@@ -295,35 +150,16 @@ func (s *stack) startLocked() error {
 func (s *stack) restart() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.killLocked()
-	return s.startLocked()
-}
-
-func (s *stack) killLocked() {
-	if s.srv == nil {
-		return
-	}
 	s.kills = append(s.kills, time.Now())
-	_ = s.srv.Process.Kill()
-	<-s.srvDone
-	s.srv = nil
-}
-
-// stopWxpayd stops wxpayd gracefully (SIGTERM, then SIGKILL after 30 s).
-func (s *stack) stopWxpayd() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv == nil {
-		return
+	s.srv.Kill()
+	s.starts = append(s.starts, time.Now())
+	if err := s.srv.Restart(); err != nil {
+		return err
 	}
-	_ = s.srv.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.srvDone:
-	case <-time.After(30 * time.Second):
-		_ = s.srv.Process.Kill()
-		<-s.srvDone
+	if err := s.srv.Ready(s.base+"/readyz", wxpaydReady); err != nil {
+		return fmt.Errorf("wxpayd start %d did not become ready: %w", len(s.starts), err)
 	}
-	s.srv = nil
+	return nil
 }
 
 // restartTimes returns the moments wxpayd was (re)started, for the call
@@ -341,17 +177,13 @@ func (s *stack) killCount() int {
 }
 
 // brokerAddrs returns the embedded Kafka broker's addresses that the
-// running wxpayd logged at start.
+// running wxpayd logged at start: the log's last such line.
 func (s *stack) brokerAddrs() []string {
 	s.mu.Lock()
-	path := s.logs[len(s.logs)-1]
+	logs := s.srv.Logs()
 	s.mu.Unlock()
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	var addrs []string
+	sc := bufio.NewScanner(strings.NewReader(logs))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		var l struct {
@@ -359,10 +191,10 @@ func (s *stack) brokerAddrs() []string {
 			Addrs []string `json:"addrs"`
 		}
 		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "embedded kafka broker" {
-			return l.Addrs
+			addrs = l.Addrs
 		}
 	}
-	return nil
+	return addrs
 }
 
 // answer is one HTTP exchange's result; err is a transport failure.
@@ -455,21 +287,8 @@ func (s *stack) do(ctx context.Context, method, url, auth string, body any, hdr 
 	return a
 }
 
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// keepLogs copies the run's logs to a directory that outlives the test and
-// returns it.
+// keepLogs copies the run's logs (wxpaysim's, and wxpayd's of every start,
+// one after another) to a directory that outlives the test and returns it.
 func (s *stack) keepLogs(seed uint64) string {
 	dst := os.Getenv("CHAOS_KEEP")
 	if dst == "" {
@@ -481,7 +300,7 @@ func (s *stack) keepLogs(seed uint64) string {
 		return ""
 	}
 	s.mu.Lock()
-	files := append([]string{s.simLog}, s.logs...)
+	files := []string{s.sim.LogFile(), s.srv.LogFile()}
 	s.mu.Unlock()
 	for _, f := range files {
 		if b, err := os.ReadFile(f); err == nil {
