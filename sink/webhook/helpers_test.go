@@ -19,6 +19,7 @@ import (
 
 	"github.com/wxpayd/wxpayd/actors/event"
 	"github.com/wxpayd/wxpayd/actors/store"
+	"github.com/wxpayd/wxpayd/sink/itest"
 )
 
 var testSecret = []byte("test-webhook-secret-0123456789")
@@ -211,15 +212,10 @@ func runDeliverer(t testing.TB, st *store.Store, cfg Config) (d *Deliverer, stop
 	return d, stop
 }
 
+// eventually is itest.Eventually every 5 ms.
 func eventually(t testing.TB, what string, d time.Duration, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	itest.Eventually(t, d, 5*time.Millisecond, what, func() (bool, string) { return ok(), "" })
 }
 
 // checkOrder holds accepted to per-order order: the first acceptance of
