@@ -27,6 +27,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
+	"github.com/wxpayd/wxpayd/sink/itest"
 	"github.com/wxpayd/wxpayd/wxpay"
 )
 
@@ -560,15 +561,11 @@ func newTestClient(t testing.TB, f *fakeWeChat, cfg Config, keys *wxpay.KeySet, 
 	return c
 }
 
-// eventually polls cond until it holds or a second passes.
+// eventually polls cond every 2 ms until it holds or 2 s pass
+// (itest.Eventually).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	itest.Eventually(t, 2*time.Second, 2*time.Millisecond, what, func() (bool, string) { return cond(), "" })
 }
 
 // assertNoSecrets fails if err's text holds anything secret: an
