@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxpayd/wxpayd/sink/itest"
 	"github.com/wxpayd/wxpayd/wxpay"
 )
 
@@ -441,16 +442,11 @@ func (m *merchant) none(t testing.TB, d time.Duration) {
 	}
 }
 
-// eventually polls cond until it holds or 10 s pass.
+// eventually polls cond every 5 ms until it holds or 10 s pass
+// (itest.Eventually).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	itest.Eventually(t, 10*time.Second, 5*time.Millisecond, what, func() (bool, string) { return cond(), "" })
 }
 
 // waitIdle waits until the fake clock has a pending timer and the
