@@ -14,10 +14,11 @@
 //     env files (NAME=value lines).
 //   - Start and Process: a child process whose stdout and stderr go to one
 //     log file, appended across restarts. Kill SIGKILLs it, Restart starts
-//     it again, Ready and WaitReady wait for a URL to answer 200. When the
-//     test ends the process gets SIGTERM, then SIGKILL after 30 s, and the
-//     tail of its log is shown if the test failed; on Linux the kernel
-//     SIGKILLs it too if the test binary dies first (a timeout's panic).
+//     it again; Start and Restart wait for the command's Ready URL to
+//     answer 200, and Ready and WaitReady wait for any URL. When the test
+//     ends the process gets SIGTERM, then SIGKILL after 30 s, and the tail
+//     of its log is shown if the test failed; on Linux the kernel SIGKILLs
+//     it too if the test binary dies first (a timeout's panic).
 //   - StartSim and Sim: wxpaysim serving a fresh identity from
 //     `wxpaysim keygen`, and WxpaydEnv, the settings of a wxpayd that is its
 //     merchant.

@@ -28,6 +28,11 @@ type Cmd struct {
 	Args []string // its arguments
 	Env  []string // NAME=value, on top of the test's environment without WXPAY_*, WXPAYD_*, WXPAYSIM_*
 	Log  string   // the file for stdout and stderr, appended to by every start
+
+	// Ready, if set, is a URL that answers 200 once the process is ready:
+	// Start and Restart wait up to ReadyWithin for it.
+	Ready       string
+	ReadyWithin time.Duration
 }
 
 // Process is a child process of the test, started by Start, and each of
@@ -42,9 +47,10 @@ type Process struct {
 	starts int
 }
 
-// Start starts c and registers its stop with t.Cleanup: SIGTERM, SIGKILL
-// after 30 s, then, if the test failed, the tail of its log in the test's
-// output. A failure to start fails the test.
+// Start starts c, waits for c.Ready if set, and registers the process's
+// stop with t.Cleanup: SIGTERM, SIGKILL after 30 s, then, if the test
+// failed, the tail of its log in the test's output. A failure to start or
+// to be ready fails the test.
 func Start(t testing.TB, c Cmd) *Process {
 	t.Helper()
 	p := &Process{c: c, name: filepath.Base(c.Path)}
@@ -57,6 +63,9 @@ func Start(t testing.TB, c Cmd) *Process {
 			t.Logf("--- %s (%s), last %d lines:\n%s", filepath.Base(c.Log), p.name, logTail, p.tail())
 		}
 	})
+	if err := p.ready(); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
@@ -124,13 +133,25 @@ func (p *Process) kill() {
 	p.cmd = nil
 }
 
-// Restart SIGKILLs the process if it runs and starts it again with the
-// same command, environment and log. It does not wait for it to be ready.
+// Restart SIGKILLs the process if it runs, starts it again with the same
+// command, environment and log, and waits for its Ready URL if it has one.
 func (p *Process) Restart() error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.kill()
-	return p.start()
+	err := p.start()
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return p.ready()
+}
+
+// ready waits for the Cmd's Ready URL, if it has one.
+func (p *Process) ready() error {
+	if p.c.Ready == "" {
+		return nil
+	}
+	return p.Ready(p.c.Ready, p.c.ReadyWithin)
 }
 
 // stop ends the current start: SIGTERM, then SIGKILL after stopGrace.

@@ -18,20 +18,21 @@ import (
 )
 
 // TestMain runs the tests, or, with RIG_CHILD set, is the child process
-// the tests start: "serve" answers 200 on RIG_ADDR's /ready and says what it
-// saw; "exit" exits at once with status 3.
+// the tests start.
 func TestMain(m *testing.M) {
-	switch os.Getenv("RIG_CHILD") {
-	case "serve":
-		serve()
-	case "exit":
-		fmt.Println("child: exiting")
-		os.Exit(3)
+	if mode := os.Getenv("RIG_CHILD"); mode != "" {
+		beChild(mode)
 	}
 	rig.Main(m)
 }
 
-func serve() {
+// beChild exits at once with status 3 (mode "exit"), or answers 200 on
+// RIG_ADDR's /ready and says what it saw until SIGTERM ("serve").
+func beChild(mode string) {
+	if mode == "exit" {
+		fmt.Println("child: exiting")
+		os.Exit(3)
+	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	ln, err := net.Listen("tcp", os.Getenv("RIG_ADDR"))
@@ -60,8 +61,9 @@ func TestProcessKillRestartAndLog(t *testing.T) {
 	if !strings.HasPrefix(addr, "127.0.0.1:") {
 		t.Fatalf("FreeAddr %q is not on 127.0.0.1", addr)
 	}
-	p := rig.Start(t, child(t, "serve", addr))
-	p.WaitReady(t, "http://"+addr+"/ready", 30*time.Second)
+	c := child(t, "serve", addr)
+	c.Ready, c.ReadyWithin = "http://"+addr+"/ready", 30*time.Second
+	p := rig.Start(t, c) // and waits for /ready
 	first := p.Pid()
 
 	p.Kill()
@@ -73,17 +75,18 @@ func TestProcessKillRestartAndLog(t *testing.T) {
 	}
 	p.Kill() // a second Kill does nothing
 
-	if err := p.Restart(); err != nil {
+	if err := p.Restart(); err != nil { // and waits for /ready
 		t.Fatal(err)
 	}
-	p.WaitReady(t, "http://"+addr+"/ready", 30*time.Second)
 	if p.Pid() == first || p.Pid() == 0 {
 		t.Fatalf("pid after Restart %d, before %d", p.Pid(), first)
 	}
 	if err := p.Restart(); err != nil { // kills the running start first
 		t.Fatal(err)
 	}
-	p.WaitReady(t, "http://"+addr+"/ready", 30*time.Second)
+	if err := p.Ready("http://"+addr+"/ready", time.Second); err != nil {
+		t.Fatal(err)
+	}
 
 	logs := p.Logs()
 	if n := strings.Count(logs, `child: serving, WXPAYD_LEAK="" RIG_GIVEN="yes"`); n != 3 {

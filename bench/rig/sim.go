@@ -58,8 +58,8 @@ func StartSim(t testing.TB, wxpaysim, dir, api, wxpayd string, serve ...string) 
 	}
 	s.Env = ReadEnv(t, filepath.Join(s.Keys, envFile))
 	s.Process = Start(t, Cmd{Path: wxpaysim, Log: filepath.Join(dir, "wxpaysim.log"),
-		Args: append([]string{"serve", "--keys-dir", s.Keys, "--listen", s.Addr}, serve...)})
-	s.WaitReady(t, s.URL+"/sim/v1/health", simReady)
+		Args:  append([]string{"serve", "--keys-dir", s.Keys, "--listen", s.Addr}, serve...),
+		Ready: s.URL + "/sim/v1/health", ReadyWithin: simReady})
 	return s
 }
 
