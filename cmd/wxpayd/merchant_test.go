@@ -28,8 +28,8 @@ func startMerchant(t *testing.T, api, admin string, serve []string, env ...strin
 	bin := rig.Build(t, "./cmd/wxpayd", "./cmd/wxpaysim")
 	listen := rig.FreeAddr(t)
 	m := &merchant{sim: rig.StartSim(t, bin["wxpaysim"], dir, api, listen, serve...), base: "http://" + listen}
-	m.srv = rig.Start(t, rig.Cmd{Path: bin["wxpayd"], Env: m.sim.WxpaydEnv(t, dir, listen, admin, env...), Log: filepath.Join(dir, "wxpayd.log")})
-	m.srv.WaitReady(t, m.base+"/readyz", 15*time.Second)
+	m.srv = rig.Start(t, rig.Cmd{Path: bin["wxpayd"], Env: m.sim.WxpaydEnv(t, dir, listen, admin, env...),
+		Log: filepath.Join(dir, "wxpayd.log"), Ready: m.base + "/readyz", ReadyWithin: 15 * time.Second})
 	return m
 }
 
@@ -40,5 +40,4 @@ func (m *merchant) crash(t *testing.T) {
 	if err := m.srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	m.srv.WaitReady(t, m.base+"/readyz", 15*time.Second)
 }
