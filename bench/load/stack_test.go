@@ -91,9 +91,12 @@ func TestFlashSaleThroughTheRealBinariesPassesTheAudit(t *testing.T) {
 		t.Error(err)
 	}
 
-	// Acknowledged means durable: kill -9 wxpayd, start it again on the same
-	// data dir, and every payment and reservation is still there.
-	st.crashWxpayd(t)
+	// Acknowledged means durable: kill -9 wxpayd (no shutdown: only what it
+	// fsync'd survives), start it again on the same data dir, and every
+	// payment and reservation is still there.
+	if err := st.wxpayd.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	if sku := st.sku(t, runID+"-flash"); sku.Sold != int64(o.Paid) || sku.Reserved != int64(o.Orders-o.Paid) || sku.Left != 0 {
 		t.Errorf("after kill -9 and restart: %+v; want sold %d, reserved %d, left 0", sku, o.Paid, o.Orders-o.Paid)
 	}
@@ -185,7 +188,8 @@ func TestMain(m *testing.M) { rig.Main(m) }
 
 // startStack starts wxpaysim for a merchant on API api ("v3" or "v2"),
 // with serve's flags after the stack's own, and wxpayd with env after
-// WXPAYD_LOG_LEVEL=warn, and waits up to 60 s for its /readyz.
+// WXPAYD_LOG_LEVEL=warn; wxpayd's start and restarts wait up to 60 s for
+// its /readyz.
 func startStack(t *testing.T, api string, serve []string, env ...string) *stack {
 	t.Helper()
 	bin := rig.Build(t, "./cmd/wxpayd", "./cmd/wxpaysim")
@@ -195,19 +199,9 @@ func startStack(t *testing.T, api string, serve []string, env ...string) *stack 
 	s := &stack{target: "http://" + addr, sim: sim.URL, wxpaysim: sim.Process,
 		env: sim.WxpaydEnv(t, dir, addr, adminToken, append([]string{"WXPAYD_LOG_LEVEL=warn"}, env...)...)}
 	s.adminFile = rig.Getenv(s.env, "WXPAYD_ADMIN_TOKEN_FILE")
-	s.wxpayd = rig.Start(t, rig.Cmd{Path: bin["wxpayd"], Env: s.env, Log: filepath.Join(dir, "wxpayd.log")})
-	s.wxpayd.WaitReady(t, s.target+"/readyz", 60*time.Second)
+	s.wxpayd = rig.Start(t, rig.Cmd{Path: bin["wxpayd"], Env: s.env, Log: filepath.Join(dir, "wxpayd.log"),
+		Ready: s.target + "/readyz", ReadyWithin: 60 * time.Second})
 	return s
-}
-
-// crashWxpayd kills wxpayd with SIGKILL (no shutdown: only what it
-// fsync'd survives) and starts it again on the same data dir.
-func (s *stack) crashWxpayd(t *testing.T) {
-	t.Helper()
-	if err := s.wxpayd.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	s.wxpayd.WaitReady(t, s.target+"/readyz", 60*time.Second)
 }
 
 // skuView is GET /admin/v1/skus/{sku}.
