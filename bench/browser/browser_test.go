@@ -192,7 +192,8 @@ func startStack(t *testing.T) *stack {
 	s := &stack{simURL: sim.URL, apiURL: "http://" + listen, hc: &http.Client{Timeout: 10 * time.Second}}
 	// The page is served by wxpaysim: another origin than wxpayd's.
 	env := sim.WxpaydEnv(t, dir, listen, adminToken, "WXPAYD_CORS_ORIGINS="+s.simURL, "WXPAYD_LOG_LEVEL=warn")
-	rig.Start(t, rig.Cmd{Path: bin["wxpayd"], Env: env, Log: filepath.Join(dir, "wxpayd.log")}).WaitReady(t, s.apiURL+"/readyz", 20*time.Second)
+	rig.Start(t, rig.Cmd{Path: bin["wxpayd"], Env: env, Log: filepath.Join(dir, "wxpayd.log"),
+		Ready: s.apiURL + "/readyz", ReadyWithin: 20 * time.Second})
 	return s
 }
 
