@@ -68,9 +68,6 @@ const adminToken = "chaos-admin-token-0123456789abcdef"
 
 func TestMain(m *testing.M) { rig.Main(m) }
 
-// wxpaydReady bounds the wait for a started wxpayd's /readyz.
-const wxpaydReady = 90 * time.Second
-
 // binaries builds wxpayd and wxpaysim from this tree; with CHAOS_WXPAYD
 // set, that wxpayd binary is audited instead (another build, when
 // bisecting).
@@ -128,7 +125,8 @@ func newStack(t *testing.T, dir string, bin map[string]string, opts wxpaydOption
 		t.Fatal("wxpay.env has no WXPAY_APPID")
 	}
 	env := sim.WxpaydEnv(t, dir, listen, adminToken, append([]string{"WXPAYD_LOG_LEVEL=info", "WXPAYD_PREPAY_QPS=-1"}, opts.set...)...)
-	s.wxpayd = rig.Cmd{Path: bin["wxpayd"], Env: env, Log: filepath.Join(dir, "wxpayd.log")}
+	s.wxpayd = rig.Cmd{Path: bin["wxpayd"], Env: env, Log: filepath.Join(dir, "wxpayd.log"),
+		Ready: s.base + "/readyz", ReadyWithin: 90 * time.Second}
 	s.requireSimControl()
 	return s
 }
@@ -140,13 +138,10 @@ func (s *stack) startWxpayd() {
 	defer s.mu.Unlock()
 	s.starts = append(s.starts, time.Now())
 	s.srv = rig.Start(s.t, s.wxpayd)
-	if err := s.srv.Ready(s.base+"/readyz", wxpaydReady); err != nil {
-		s.t.Fatalf("wxpayd start 1 did not become ready: %v", err)
-	}
 }
 
-// restart SIGKILLs wxpayd and starts it again on the same data directory.
-// Safe from any goroutine.
+// restart SIGKILLs wxpayd, starts it again on the same data directory and
+// waits until it is ready. Safe from any goroutine.
 func (s *stack) restart() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -154,10 +149,7 @@ func (s *stack) restart() error {
 	s.srv.Kill()
 	s.starts = append(s.starts, time.Now())
 	if err := s.srv.Restart(); err != nil {
-		return err
-	}
-	if err := s.srv.Ready(s.base+"/readyz", wxpaydReady); err != nil {
-		return fmt.Errorf("wxpayd start %d did not become ready: %w", len(s.starts), err)
+		return fmt.Errorf("wxpayd start %d: %w", len(s.starts), err)
 	}
 	return nil
 }
