@@ -2,7 +2,6 @@ package deploycheck
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -107,33 +106,6 @@ func hasWechatKey(env map[string]string) bool {
 }
 
 var shardRE = regexp.MustCompile(`^[0-9A-Z]{2}$`)
-
-// freeAddr returns a 127.0.0.1 address with a port free right now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v (last: %s)", what, timeout, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 const howToServices = "start the real services first: `make services-up` (or `bash deploy/local/services.sh up`), " +
 	"then `eval \"$(bash deploy/local/services.sh env)\"` to export KAFKA_ADDR and CLICKHOUSE_ADDR"

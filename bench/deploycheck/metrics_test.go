@@ -21,8 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxpayd/wxpayd/bench/rig"
 	"github.com/wxpayd/wxpayd/bench/sim"
 	"github.com/wxpayd/wxpayd/sink/clickhouse"
+	"github.com/wxpayd/wxpayd/sink/itest"
 )
 
 // proc is a process this test started; Cleanup stops it (by its own pid)
@@ -126,7 +128,7 @@ func do(method, url, auth string, body any) (int, []byte, error) {
 
 func waitHTTP(t testing.TB, p *proc, url string, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, p.name+" answering "+url, func() (bool, string) {
+	itest.Eventually(t, timeout, 100*time.Millisecond, p.name+" answering "+url, func() (bool, string) {
 		if p.exited() {
 			t.Fatalf("%s exited: %v", p.name, p.err)
 		}
@@ -199,7 +201,7 @@ func TestDashboardMetricsExistInWxpayd(t *testing.T) {
 	}
 	bin := containerBuild(t, "")
 	dir := t.TempDir()
-	simAddr, wxAddr := freeAddr(t), freeAddr(t)
+	simAddr, wxAddr := rig.FreeAddr(t), rig.FreeAddr(t)
 	keys := filepath.Join(dir, "keys")
 	base := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir}
 
@@ -262,7 +264,7 @@ func TestDashboardMetricsExistInWxpayd(t *testing.T) {
 	statuses := map[int]int{}
 	var mu sync.Mutex
 	var have map[string]bool
-	eventually(t, 60*time.Second, "every dashboard metric on wxpayd's /metrics", func() (bool, string) {
+	itest.Eventually(t, 60*time.Second, 100*time.Millisecond, "every dashboard metric on wxpayd's /metrics", func() (bool, string) {
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Add(1)
@@ -330,7 +332,7 @@ func TestDashboardSinkMetricsExistInWxpaysink(t *testing.T) {
 	bin := containerBuild(t, "")
 	dir := t.TempDir()
 	db := uniqueName("deploycheck")
-	metricsAddr := freeAddr(t)
+	metricsAddr := rig.FreeAddr(t)
 	t.Cleanup(func() { dropDatabase(t, ch, db) })
 	p := startProc(t, dir, "wxpaysink", []string{
 		"PATH=" + os.Getenv("PATH"),
@@ -338,7 +340,7 @@ func TestDashboardSinkMetricsExistInWxpaysink(t *testing.T) {
 		"WXPAYD_KAFKA_TOPIC=" + db, "WXPAYD_SINK_GROUP=" + db, "WXPAYD_SINK_METRICS_ADDR=" + metricsAddr,
 	}, filepath.Join(bin, "wxpaysink"))
 	var have map[string]bool
-	eventually(t, 90*time.Second, "the sink's metrics on wxpaysink's /metrics", func() (bool, string) {
+	itest.Eventually(t, 90*time.Second, 100*time.Millisecond, "the sink's metrics on wxpaysink's /metrics", func() (bool, string) {
 		if p.exited() {
 			t.Fatalf("wxpaysink exited: %v", p.err)
 		}
