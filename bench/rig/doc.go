@@ -3,7 +3,8 @@
 // ports on 127.0.0.1, starts processes with their own environment and log,
 // waits for them to answer, SIGKILLs and restarts them, and stops every one
 // it started when the test ends. It is for _test.go files only (cmd/wxpayd,
-// bench/chaos, bench/load, bench/browser).
+// bench/chaos, bench/load, bench/browser; bench/deploycheck takes its free
+// ports).
 //
 // The pieces:
 //
