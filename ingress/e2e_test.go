@@ -227,12 +227,12 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	go func() { _ = s.sys.Run(ctx); done <- struct{}{} }()
-	go func() { _ = s.srv.Serve(ln); done <- struct{}{} }()
+	go func() { _ = s.srv.Run(ln); done <- struct{}{} }()
 	s.srv.SetReady(true)
 	s.stop = func() {
 		c, cc := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cc()
-		_ = s.srv.Shutdown(c)
+		_ = s.srv.Close(c)
 		_ = s.sys.Close(c)
 		cancel()
 		<-done

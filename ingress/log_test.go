@@ -3,6 +3,7 @@ package ingress
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -59,9 +60,9 @@ func loggedServer(t *testing.T, s *stack, secure bool) (addr string, logs *locke
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
+	go func() { defer close(done); _ = srv.Run(ln) }()
 	t.Cleanup(func() {
-		_ = srv.srv.Shutdown()
+		_ = srv.Close(context.Background())
 		<-done
 	})
 	return ln.Addr().String(), logs

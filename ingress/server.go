@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -147,8 +148,8 @@ type Deps struct {
 	Reconciler Reconciliations
 }
 
-// Server is the fasthttp front. Build it with New, then Serve; Shutdown
-// stops it. Safe for concurrent use.
+// Server is the fasthttp front. Build it with New, then Run; Close stops
+// it. Safe for concurrent use.
 type Server struct {
 	cfg    Config
 	d      Deps
@@ -163,6 +164,11 @@ type Server struct {
 	ready      atomic.Bool
 	draining   atomic.Bool
 	rejects    rejectLimiter
+	// lnMu orders Run's listener against Close: a Close that comes first
+	// makes Run return at once instead of serving forever.
+	lnMu   sync.Mutex
+	ln     net.Listener
+	closed bool
 }
 
 // New builds a server.
@@ -244,15 +250,41 @@ func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 // Handler returns the request handler (for in-memory tests).
 func (s *Server) Handler() fasthttp.RequestHandler { return s.srv.Handler }
 
-// Serve accepts connections on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Run serves the connections ln accepts until Close; it returns nil then,
+// and at once when Close came first.
+func (s *Server) Run(ln net.Listener) error {
+	s.lnMu.Lock()
+	if s.closed {
+		s.lnMu.Unlock()
+		return ln.Close()
+	}
+	s.ln = ln
+	s.lnMu.Unlock()
+	err := s.srv.Serve(ln)
+	if s.draining.Load() {
+		return nil // the listener closed under Serve
+	}
+	return err
+}
 
-// Shutdown stops accepting, lets in-flight requests finish (up to ctx's
+// Close stops accepting, lets in-flight requests finish (up to ctx's
 // deadline) and closes idle connections.
-func (s *Server) Shutdown(ctx context.Context) error {
+func (s *Server) Close(ctx context.Context) error {
 	s.draining.Store(true)
 	s.ready.Store(false)
-	return s.srv.ShutdownWithContext(ctx)
+	s.lnMu.Lock()
+	s.closed = true
+	ln := s.ln
+	s.lnMu.Unlock()
+	if ln != nil {
+		// Between Run's hand-over and fasthttp's taking the listener, its
+		// Shutdown would miss it: closing it ends that Serve too.
+		_ = ln.Close()
+	}
+	if err := s.srv.ShutdownWithContext(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 // route names label metrics; unknown paths share one label.

@@ -181,6 +181,16 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		run(func() error { return s.rec.Run(ctx) })
 	}
 	srv.SetReady(true)
+	// Serving before the stack is handed out: a fasthttp Shutdown that
+	// comes before its Serve has begun would leave Serve running forever.
+	eventually(t, 10*time.Second, "the front serving", func() bool {
+		resp, err := s.http.Get(s.url + "/healthz")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	t.Cleanup(func() {
 		c, cc := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cc()
@@ -646,5 +656,17 @@ func TestReconciliationAskedForAsARunFinishesRunsAgain(t *testing.T) {
 	run, err = s.rec.RunDate(context.Background(), date)
 	if err != nil || run.Run != 2 || run.Status != reconcile.StatusDone {
 		t.Fatalf("run 2: %+v %v", run, err)
+	}
+}
+
+// A request for the date the job has just taken, before its first write,
+// answers the run about to be recorded, never an empty one.
+func TestReconciliationAskedForAsARunStartsAnswersThatRun(t *testing.T) {
+	s := newStack(t, stackOpts{noRun: true})
+	date := wxpay.BillDate(time.Now().AddDate(0, 0, -1))
+	reconcile.SetActive(s.rec, date)
+	run, err := s.rec.Request(date)
+	if err != nil || run.Date != date || run.Run != 1 || run.Status != reconcile.StatusRunning {
+		t.Fatalf("asked for as the job took the date: %+v %v", run, err)
 	}
 }

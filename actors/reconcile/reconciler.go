@@ -282,9 +282,17 @@ func (r *Reconciler) Request(date string) (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
+	if ok && (run.Status == StatusPending || run.Status == StatusRunning) {
+		return run, nil
+	}
 	// A run that is finishing has written StatusDone before it lets go of
 	// its date: a request then is for a new run, not for the one ending.
-	if ok && (run.Status == StatusPending || run.Status == StatusRunning) || r.active == date && !(ok && run.Status == StatusDone) {
+	// Any other run of the active date is about to be recorded running.
+	if r.active == date && !(ok && run.Status == StatusDone) {
+		if !ok {
+			run = Run{Date: date, Run: 1}
+		}
+		run.Status = StatusRunning
 		return run, nil
 	}
 	next := Run{Date: date, Run: 1, Status: StatusPending, Requested: true}

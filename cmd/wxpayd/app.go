@@ -283,7 +283,7 @@ func (a *app) start() (err error) {
 // serveHTTP serves a.ln until shutdown stops the server. Serving that ends
 // before the shutdown began is a failure.
 func (a *app) serveHTTP(context.Context) error {
-	if err := a.srv.Serve(a.ln); err != nil {
+	if err := a.srv.Run(a.ln); err != nil {
 		return err
 	}
 	if !a.loops.isStopping() {
@@ -320,7 +320,7 @@ func (a *app) shutdown() error {
 	}
 	// 1. Stop the listener and let in-flight requests finish: every answer
 	//    already promised is given.
-	step("http", 15*time.Second, a.srv.Shutdown)
+	step("http", 15*time.Second, a.srv.Close)
 	// 1b. Leave the cluster: other nodes now answer 503 for this shard's
 	//     orders (WeChat retries) until it is back.
 	if a.node != nil {
