@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wxpayd/wxpayd/actors/store"
+	"github.com/wxpayd/wxpayd/sink/itest"
 	"github.com/wxpayd/wxpayd/wxpay"
 )
 
@@ -167,16 +168,10 @@ func (h *harness) close() {
 	h.stop = nil
 }
 
+// eventually is the module's one poll (itest.Eventually): 10 s, every 5 ms.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	itest.Eventually(t, 10*time.Second, 5*time.Millisecond, what, func() (bool, string) { return cond(), "" })
 }
 
 func (h *harness) putSKU(t *testing.T, sku string, stock, limit int64) {

@@ -23,6 +23,7 @@ import (
 	"github.com/wxpayd/wxpayd/actors"
 	"github.com/wxpayd/wxpayd/actors/store"
 	"github.com/wxpayd/wxpayd/bench/sim"
+	"github.com/wxpayd/wxpayd/sink/itest"
 	"github.com/wxpayd/wxpayd/wxpay"
 	"github.com/wxpayd/wxpayd/wxpay/client"
 	"github.com/wxpayd/wxpayd/wxpay/openssl"
@@ -351,16 +352,10 @@ func (s *stack) sku(sku string) actors.SKUView {
 	return v
 }
 
+// eventually is the module's one poll (itest.Eventually): 15 s, every 10 ms.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	itest.Eventually(t, 15*time.Second, 10*time.Millisecond, what, func() (bool, string) { return cond(), "" })
 }
 
 func TestEndToEndPayAndRefund(t *testing.T) {

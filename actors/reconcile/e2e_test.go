@@ -27,6 +27,7 @@ import (
 	"github.com/wxpayd/wxpayd/bench/sim"
 	"github.com/wxpayd/wxpayd/ingress"
 	"github.com/wxpayd/wxpayd/ingress/openapitest"
+	"github.com/wxpayd/wxpayd/sink/itest"
 	"github.com/wxpayd/wxpayd/wxpay"
 	"github.com/wxpayd/wxpayd/wxpay/client"
 )
@@ -332,15 +333,10 @@ func (s *stack) reconcileRun(date string, n int) reconcile.Report {
 	return r
 }
 
+// eventually is the module's one poll (itest.Eventually), every 20 ms.
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	itest.Eventually(t, d, 20*time.Millisecond, what, func() (bool, string) { return cond(), "" })
 }
 
 func countByType(es []event.Event) map[string]int {
