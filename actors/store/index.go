@@ -10,16 +10,20 @@ import (
 )
 
 // Order indexes: the keys behind the order lists. PutOrder writes them in
-// the same batch as the order record, so after any crash an index holds
-// exactly the orders whose records exist, each with the state its record
-// has. Orders are never deleted and an order's creation time, buyer and
-// shop order id never change, so an order's index keys never move: each
-// transition rewrites their values (the state) in place.
+// the same batch as the order's first record (seq 1, its order.created),
+// so after any crash an index holds exactly the orders whose records
+// exist. Orders are never deleted and an order's creation time, buyer and
+// shop order id never change, so its index keys are written once and never
+// move: a transition writes the order's record alone. A state filter reads
+// the records (ListOrders bounds how many a page examines).
 //
-//	it/<inv created ms>/<out_trade_no>                  → state   every order, newest first
-//	ib/<len openid><openid><inv created ms>/<otn>       → state   one buyer's orders, newest first
+//	it/<inv created ms>/<out_trade_no>                  → (empty)  every order, newest first
+//	ib/<len openid><openid><inv created ms>/<otn>       → (empty)  one buyer's orders, newest first
 //	is/<shop_order_id>                                  → out_trade_no (checkout orders)
 //	i/version                                           → indexVersion, once every record is indexed
+//
+// (Stores written before this held the state as the value of it/ and ib/
+// entries; nothing reads those values.)
 //
 // <inv created ms> is 8 bytes, big-endian, of ^created_ms, so ascending
 // keys run from the newest order to the oldest; ties are in out_trade_no
@@ -64,40 +68,25 @@ func indexKey(prefix []byte, createdMs int64, otn string) []byte {
 
 func shopKey(shopOrderID string) []byte { return []byte(shopIndex + shopOrderID) }
 
-// stateValues are the index values, one per state, shared: the batch
-// copies what it is given.
-var stateValues = func() map[State][]byte {
-	m := map[State][]byte{}
-	for _, s := range []State{StateCreated, StatePrepaid, StatePaid, StateClosed, StateFailed, StateRefunding, StateRefunded} {
-		m[s] = []byte(s)
-	}
-	return m
-}()
-
-// putIndexes writes o's index entries into the write's batch. It runs on
-// every transition: the keys are built in one stack buffer (the batch
-// copies them). The shop order id's entry never changes, so it is written
-// with the order's first record (created) only.
-func (w *Write) putIndexes(o *Order, created bool) {
+// putIndexes writes o's index entries into the write's batch, once, with
+// the order's first record; the keys are built in one stack buffer (the
+// batch copies them).
+func (w *Write) putIndexes(o *Order) {
 	if w.err != nil {
 		return
 	}
-	state, ok := stateValues[o.State]
-	if !ok {
-		state = []byte(o.State)
-	}
 	var buf [160]byte
 	k := appendIndexKey(append(buf[:0], timeIndex...), o.CreatedMs, o.OutTradeNo)
-	if w.err = w.b.Set(k, state, nil); w.err != nil {
+	if w.err = w.b.Set(k, nil, nil); w.err != nil {
 		return
 	}
 	if o.OpenID != "" && len(o.OpenID) <= maxIndexedLen {
 		k = appendIndexKey(appendBuyerPrefix(buf[:0], o.OpenID), o.CreatedMs, o.OutTradeNo)
-		if w.err = w.b.Set(k, state, nil); w.err != nil {
+		if w.err = w.b.Set(k, nil, nil); w.err != nil {
 			return
 		}
 	}
-	if created && o.ShopOrderID != "" {
+	if o.ShopOrderID != "" {
 		k = append(append(buf[:0], shopIndex...), o.ShopOrderID...)
 		w.err = w.b.Set(k, append(k[len(k):], o.OutTradeNo...), nil)
 	}
@@ -107,7 +96,7 @@ func (w *Write) putIndexes(o *Order, created bool) {
 // indexes existed get them when they are first opened by a version that
 // keeps them. It runs in Open, before anything else writes.
 func (s *Store) buildIndexes() error {
-	return s.backfillOrders([]byte(indexMarker), []byte(indexVersion), func(w *Write, o *Order) { w.putIndexes(o, true) })
+	return s.backfillOrders([]byte(indexMarker), []byte(indexVersion), func(w *Write, o *Order) { w.putIndexes(o) })
 }
 
 // OrderQuery selects a page of orders, newest first.
@@ -184,15 +173,14 @@ func (s *Store) ListOrders(q OrderQuery) (OrderPage, error) {
 	for valid := it.First(); valid; {
 		key := it.Key()
 		scanned++
-		if q.State == "" || string(it.Value()) == string(q.State) {
-			otn := key[len(prefix)+invTimeLen:]
-			o, ok, err := snapOrder(snap, otn)
-			if err != nil {
-				return OrderPage{}, err
-			}
-			if !ok {
-				return OrderPage{}, fmt.Errorf("store: index entry %q without its order record", key)
-			}
+		o, ok, err := snapOrder(snap, key[len(prefix)+invTimeLen:])
+		if err != nil {
+			return OrderPage{}, err
+		}
+		if !ok {
+			return OrderPage{}, fmt.Errorf("store: index entry %q without its order record", key)
+		}
+		if q.State == "" || o.State == q.State {
 			page.Orders = append(page.Orders, o)
 			if len(page.Orders) == q.Limit {
 				last := append([]byte(nil), key...)

@@ -136,7 +136,7 @@ func checkIndexes(t *testing.T, s *Store, buyers []string, rng *rand.Rand) {
 			t.Fatalf("%+v:\nlisted %v\nscan   %v", q, ids, want)
 		}
 	}
-	// Every index entry names a record, with the record's state.
+	// Every index entry names a record.
 	for _, prefix := range []string{timeIndex, buyerIndex} {
 		n := 0
 		err := s.scanJSON([]byte(prefix), func(key, val []byte) error {
@@ -146,9 +146,9 @@ func checkIndexes(t *testing.T, s *Store, buyers []string, rng *rand.Rand) {
 				rest = rest[2+int(rest[0])<<8+int(rest[1]):]
 			}
 			otn := string(rest[invTimeLen:])
-			o, ok := byOTN[otn]
-			if !ok || string(o.State) != string(val) {
-				return fmt.Errorf("index entry %q = %s, record %+v", key, val, o)
+			_, ok := byOTN[otn]
+			if !ok {
+				return fmt.Errorf("index entry %q names no record", key)
 			}
 			return nil
 		})

@@ -332,8 +332,19 @@ type Write struct {
 
 // NewWrite starts a Write.
 func (s *Store) NewWrite() *Write {
-	return &Write{s: s, b: s.db.NewBatch()}
+	w := &Write{s: s, b: s.db.NewBatch()}
+	if p, ok := scratchPool.Get().(*[]byte); ok {
+		w.scratch = (*p)[:0]
+	}
+	return w
 }
+
+// scratchPool keeps the Writes' encoding buffers: the batch copies every
+// value, so a buffer is free again once its Write ends. Buffers that grew
+// past maxPooledScratch (a large catalogue entry) are left to the GC.
+var scratchPool sync.Pool
+
+const maxPooledScratch = 16 << 10
 
 // set writes key with the value enc appends; the batch copies it, so the
 // scratch buffer is reused across the write's records.
@@ -357,7 +368,9 @@ func (w *Write) PutOrder(o *Order) {
 	} else {
 		w.err = w.b.Set(activeKey(o.OutTradeNo), nil, nil)
 	}
-	w.putIndexes(o, o.Seq <= 1) // seq 1: order.created, the order's first record
+	if o.Seq <= 1 { // the order's first record (its order.created) indexes it, once
+		w.putIndexes(o)
+	}
 }
 
 // AddEvent appends an event to the order's history and to the outbox, and
@@ -465,6 +478,11 @@ func (w *Write) release() {
 	}
 	_ = w.b.Close()
 	w.b = nil
+	if c := cap(w.scratch); c > 0 && c <= maxPooledScratch {
+		b := w.scratch[:0]
+		w.scratch = nil
+		scratchPool.Put(&b)
+	}
 }
 
 func (s *Store) loadOutboxState() error {
