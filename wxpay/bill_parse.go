@@ -595,10 +595,6 @@ func (p *TradeBillReader) finish() bool {
 // next call to Next; copy it (a plain struct copy) to keep it.
 func (p *TradeBillReader) Row() *TradeBillRow { return &p.row }
 
-// Type returns the bill type found in the header ("" before the first
-// Next or when the header was not a trade bill).
-func (p *TradeBillReader) Type() BillType { return p.typ }
-
 // Err returns the error that stopped Next, or nil at a clean end.
 func (p *TradeBillReader) Err() error { return p.err }
 
@@ -766,18 +762,6 @@ func (p *FundFlowBillReader) finish() bool {
 
 // Row returns the current row, overwritten by the next call to Next.
 func (p *FundFlowBillReader) Row() *FundFlowRow { return &p.row }
-
-// Err returns the error that stopped Next, or nil at a clean end.
-func (p *FundFlowBillReader) Err() error { return p.err }
-
-// Summary returns the summary row once Next has returned false with Err()
-// nil; before that, or after an error, the zero value.
-func (p *FundFlowBillReader) Summary() FundFlowSummary {
-	if p.state != bpDone || p.err != nil {
-		return FundFlowSummary{}
-	}
-	return p.file
-}
 
 // ParseFundFlowBill reads the fund-flow bill in r, calling fn for each row,
 // as ParseTradeBill does.

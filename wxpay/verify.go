@@ -35,9 +35,6 @@ type VerifierOption func(*Verifier)
 // WithClock sets the clock (default time.Now).
 func WithClock(now func() time.Time) VerifierOption { return func(v *Verifier) { v.now = now } }
 
-// WithWindow sets the freshness window (default DefaultWindow, 5 minutes).
-func WithWindow(d time.Duration) VerifierOption { return func(v *Verifier) { v.window = d } }
-
 // NewVerifier returns a Verifier over keys.
 func NewVerifier(keys *KeySet, opts ...VerifierOption) *Verifier {
 	v := &Verifier{keys: keys, now: time.Now, window: DefaultWindow}

@@ -62,10 +62,6 @@ func appendIndexKey(b []byte, createdMs int64, otn string) []byte {
 	return append(b, otn...)
 }
 
-func indexKey(prefix []byte, createdMs int64, otn string) []byte {
-	return appendIndexKey(append([]byte(nil), prefix...), createdMs, otn)
-}
-
 func shopKey(shopOrderID string) []byte { return []byte(shopIndex + shopOrderID) }
 
 // putIndexes writes o's index entries into the write's batch, once, with
