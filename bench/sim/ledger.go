@@ -11,7 +11,8 @@ import (
 	"github.com/wxpayd/wxpayd/wxpay"
 )
 
-// WeChat's ledger, for audits: every order with its money (total, paid,
+// WeChat's ledger, for audits: every order with what the merchant asked
+// WeChat to collect (amount, payer, description, attach), its money (paid,
 // refunded), its refunds, and the API calls the merchant made for it, so a
 // chaos test can compare the merchant's books with WeChat's and check how it
 // retried.
@@ -147,7 +148,10 @@ type LedgerOrder struct {
 	OutTradeNo    string         `json:"out_trade_no"`
 	TradeState    string         `json:"trade_state"` // wxpay.TradeState*, or NOT_EXIST
 	Total         int64          `json:"total"`
-	PaidTotal     int64          `json:"paid_total"` // total if paid, else 0
+	OpenID        string         `json:"openid"`      // the prepay's payer.openid (APIv2: openid)
+	Description   string         `json:"description"` // the prepay's description (APIv2: body)
+	Attach        string         `json:"attach"`      // the prepay's attach
+	PaidTotal     int64          `json:"paid_total"`  // total if paid, else 0
 	TransactionID string         `json:"transaction_id"`
 	Refunded      int64          `json:"refunded"` // sum of SUCCESS refunds
 	Refunds       []LedgerRefund `json:"refunds"`
@@ -194,8 +198,8 @@ func (c *callLog) ledger() (LedgerCalls, LedgerTimes) {
 // ledger returns o's entry. Caller holds the shard.
 func (o *order) ledger() LedgerOrder {
 	l := LedgerOrder{
-		OutTradeNo: o.outTradeNo, TradeState: o.state, Total: o.total, TransactionID: o.txnID,
-		Refunded: o.refunded, Refunds: make([]LedgerRefund, 0, len(o.refunds)),
+		OutTradeNo: o.outTradeNo, TradeState: o.state, Total: o.total, OpenID: o.openID, Description: o.desc,
+		Attach: o.attach, TransactionID: o.txnID, Refunded: o.refunded, Refunds: make([]LedgerRefund, 0, len(o.refunds)),
 	}
 	if o.txnID != "" {
 		l.PaidTotal = o.total

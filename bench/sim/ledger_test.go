@@ -18,7 +18,9 @@ func TestLedger(t *testing.T) {
 	m := newMerchant(t, ts.Server, nil)
 	// Created out of order: the ledger sorts by out_trade_no.
 	txn := ts.paidOrder(t, m, "LEDGER0003", 100)
-	c.prepay("LEDGER0001", "oBuyer", m.url)
+	withAttach := prepayReq(testID, "LEDGER0001", "oBuyer", m.url)
+	withAttach["attach"] = "cart-7"
+	c.do("POST", "/v3/pay/transactions/jsapi", withAttach).wantOK(t, 200)
 	c.prepay("LEDGER0002", "oBuyer", m.url)
 	c.do("POST", pathQueryPrefix+"LEDGER0002/close", map[string]string{"mchid": id.MchID}).wantOK(t, 204)
 	decodeRefund(t, c.do("POST", "/v3/refund/domestic/refunds", refundReq("LEDGER0003", "LR1", 30, 100)))
@@ -41,8 +43,9 @@ func TestLedger(t *testing.T) {
 		got  LedgerOrder
 		want LedgerOrder
 	}{
-		{"an unpaid order has no paid_total", l.Orders[0], LedgerOrder{OutTradeNo: "LEDGER0001",
-			TradeState: wxpay.TradeStateNotPay, Total: 100, Calls: LedgerCalls{Prepay: 1}}},
+		{"an unpaid order has no paid_total; the prepay's payer, description and attach are kept", l.Orders[0],
+			LedgerOrder{OutTradeNo: "LEDGER0001", TradeState: wxpay.TradeStateNotPay, Total: 100, OpenID: "oBuyer",
+				Description: withAttach["description"].(string), Attach: "cart-7", Calls: LedgerCalls{Prepay: 1}}},
 		{"a closed order counts its close", l.Orders[1], LedgerOrder{OutTradeNo: "LEDGER0002",
 			TradeState: wxpay.TradeStateClosed, Total: 100, Calls: LedgerCalls{Prepay: 1, Close: 1}}},
 		{"a refunded order counts only SUCCESS refunds as refunded", l.Orders[2], LedgerOrder{OutTradeNo: "LEDGER0003",
@@ -53,7 +56,8 @@ func TestLedger(t *testing.T) {
 			g := tc.got
 			if g.OutTradeNo != tc.want.OutTradeNo || g.TradeState != tc.want.TradeState || g.Total != tc.want.Total ||
 				g.PaidTotal != tc.want.PaidTotal || g.TransactionID != tc.want.TransactionID || g.Refunded != tc.want.Refunded ||
-				g.Calls != tc.want.Calls {
+				g.Calls != tc.want.Calls || tc.want.OpenID != "" && (g.OpenID != tc.want.OpenID ||
+				g.Description != tc.want.Description || g.Attach != tc.want.Attach) {
 				t.Fatalf("got %+v\nwant %+v", g, tc.want)
 			}
 		})
