@@ -100,12 +100,22 @@ func newApp(v values, log *slog.Logger) (*app, error) {
 }
 
 // orderConfig checks the order settings (WXPAYD_ORDER_TTL,
-// WXPAYD_PREPAY_QPS, WXPAY_NOTIFY_URL) and returns the actors'
-// configuration.
+// WXPAYD_PREPAY_QPS, WXPAY_NOTIFY_URL, WXPAYD_QUERY_AFTER,
+// WXPAYD_CLOSE_GRACE, WXPAYD_PREPAY_TIMEOUT, WXPAYD_CALL_TIMEOUT) and
+// returns the actors' configuration.
 func orderConfig(v values) (actors.Config, error) {
 	ttl, err := v.duration("WXPAYD_ORDER_TTL")
 	if err != nil {
 		return actors.Config{}, configError{err}
+	}
+	var timing [4]time.Duration
+	for i, name := range []string{"WXPAYD_QUERY_AFTER", "WXPAYD_CLOSE_GRACE", "WXPAYD_PREPAY_TIMEOUT", "WXPAYD_CALL_TIMEOUT"} {
+		if timing[i], err = v.duration(name); err != nil {
+			return actors.Config{}, configError{err}
+		}
+	}
+	if timing[2] > 30*time.Second || timing[3] > 60*time.Second {
+		return actors.Config{}, cfgErr("WXPAYD_PREPAY_TIMEOUT (at most 30s) or WXPAYD_CALL_TIMEOUT (at most 60s) is too long: a buyer or a timer would wait on it")
 	}
 	qps, err := v.integer("WXPAYD_PREPAY_QPS")
 	if err != nil {
@@ -120,6 +130,7 @@ func orderConfig(v values) (actors.Config, error) {
 	}
 	return actors.Config{
 		AppID: v["WXPAY_APPID"], MchID: v["WXPAY_MCHID"], NotifyURL: notify, OrderTTL: ttl, PrepayQPS: qps,
+		QueryAfter: timing[0], CloseGrace: timing[1], PrepayTimeout: timing[2], CallTimeout: timing[3],
 	}, nil
 }
 

@@ -120,6 +120,8 @@ func TestExitCodes(t *testing.T) {
 		{"-h asks for the usage and is no error", []string{"-h"}, nil, exitOK},
 		{"a missing setting is a configuration error", nil, map[string]string{"WXPAY_MCHID": ""}, exitConfig},
 		{"a malformed setting is a configuration error", nil, map[string]string{"WXPAYD_ORDER_TTL": "soon"}, exitConfig},
+		{"a zero query delay is a configuration error", nil, map[string]string{"WXPAYD_QUERY_AFTER": "0s"}, exitConfig},
+		{"a prepay timeout a buyer cannot wait out is a configuration error", nil, map[string]string{"WXPAYD_PREPAY_TIMEOUT": "31s"}, exitConfig},
 		{"a flag's bad value is a configuration error", []string{"-wxpayd-shard=010"}, nil, exitConfig},
 		{"a missing key file is a configuration error", nil, map[string]string{"WXPAY_MERCHANT_KEY_FILE": filepath.Join(keys, "absent.pem")}, exitConfig},
 		{"a listener that cannot bind is a start failure", nil, map[string]string{"WXPAYD_LISTEN": busy.Addr().String()}, exitRuntime},
