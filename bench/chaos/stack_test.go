@@ -31,6 +31,7 @@ type stack struct {
 	simURL string
 	base   string // wxpayd
 	admin  string // admin bearer token
+	shop   string // the shop's bearer token (POST /api/v1/checkouts)
 	appID  string
 	wxpayd rig.Cmd
 	hc     *http.Client
@@ -64,7 +65,10 @@ var optionalSettings = []struct{ env, value string }{
 	{"WXPAYD_CLOSE_GRACE", "20s"},
 }
 
-const adminToken = "chaos-admin-token-0123456789abcdef"
+const (
+	adminToken = "chaos-admin-token-0123456789abcdef"
+	shopToken  = "chaos-shop-token-0123456789abcdef"
+)
 
 func TestMain(m *testing.M) { rig.Main(m) }
 
@@ -115,7 +119,8 @@ func newStack(t *testing.T, dir string, bin map[string]string, opts wxpaydOption
 	listen := rig.FreeAddr(t)
 	sim := rig.StartSim(t, bin["wxpaysim"], dir, "v3", listen, simArgs...)
 	s := &stack{
-		t: t, sim: sim, simURL: sim.URL, base: "http://" + listen, admin: adminToken, appID: rig.Getenv(sim.Env, "WXPAY_APPID"),
+		t: t, sim: sim, simURL: sim.URL, base: "http://" + listen, admin: adminToken, shop: shopToken,
+		appID: rig.Getenv(sim.Env, "WXPAY_APPID"),
 		hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second,
 			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
@@ -124,7 +129,8 @@ func newStack(t *testing.T, dir string, bin map[string]string, opts wxpaydOption
 	if s.appID == "" {
 		t.Fatal("wxpay.env has no WXPAY_APPID")
 	}
-	env := sim.WxpaydEnv(t, dir, listen, adminToken, append([]string{"WXPAYD_LOG_LEVEL=info", "WXPAYD_PREPAY_QPS=-1"}, opts.set...)...)
+	env := sim.WxpaydEnv(t, dir, listen, adminToken, append([]string{"WXPAYD_LOG_LEVEL=info", "WXPAYD_PREPAY_QPS=-1",
+		"WXPAYD_SHOP_TOKEN_FILE=" + rig.WriteSecret(t, dir, "shop_token", shopToken)}, opts.set...)...)
 	s.wxpayd = rig.Cmd{Path: bin["wxpayd"], Env: env, Log: filepath.Join(dir, "wxpayd.log"),
 		Ready: s.base + "/readyz", ReadyWithin: 90 * time.Second}
 	s.requireSimControl()
