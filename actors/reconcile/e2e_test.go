@@ -522,6 +522,95 @@ func TestReconciliationRepairsALostPaymentAndRaisesAnUnknownRefund(t *testing.T)
 	}
 }
 
+// memLoader is an analytics store in memory: it keeps, per discrepancy
+// key, the version with the latest updated_ms, as ClickHouse's
+// ReplacingMergeTree(updated_ms) does. fail makes every load fail; hold,
+// when set before the Reconciler runs, is called first in each
+// LoadDiscrepancies with the number of discrepancies.
+type memLoader struct {
+	mu   sync.Mutex
+	ds   map[string]reconcile.Discrepancy
+	fail atomic.Bool
+	hold func(n int)
+}
+
+var errLoad = errors.New("analytics store down")
+
+func (l *memLoader) LoadBill(ctx context.Context, date string, rows []wxpay.TradeBillRow) error {
+	if l.fail.Load() {
+		return errLoad
+	}
+	return nil
+}
+
+func (l *memLoader) LoadDiscrepancies(ctx context.Context, date string, ds []reconcile.Discrepancy) error {
+	if l.hold != nil {
+		l.hold(len(ds))
+	}
+	if l.fail.Load() {
+		return errLoad
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ds == nil {
+		l.ds = map[string]reconcile.Discrepancy{}
+	}
+	for _, d := range ds {
+		if old, ok := l.ds[d.Key]; !ok || d.UpdatedMs >= old.UpdatedMs {
+			l.ds[d.Key] = d
+		}
+	}
+	return nil
+}
+
+func (l *memLoader) get(key string) reconcile.Discrepancy {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ds[key]
+}
+
+// A rerun asked for while a finished run is loaded into the analytics
+// store again (after a load that failed) is kept: the load writes only its
+// outcome, and only while the record is still the run it loaded.
+func TestReconciliationAskedForDuringAReloadIsKept(t *testing.T) {
+	loader := &memLoader{}
+	entered, release := make(chan struct{}), make(chan struct{})
+	loader.hold = func(n int) {
+		if !loader.fail.Load() {
+			close(entered)
+			<-release
+		}
+	}
+	s := newStack(t, stackOpts{noRun: true, loader: loader})
+	date := wxpay.BillDate(time.Now().AddDate(0, 0, -1))
+	if _, err := s.sim.SyntheticBill(date, 10); err != nil {
+		t.Fatal(err)
+	}
+	loader.fail.Store(true)
+	if run, err := s.rec.RunDate(context.Background(), date); err != nil || run.Loaded || run.NextMs == 0 {
+		t.Fatalf("run 1 with the analytics store down: %+v %v", run, err)
+	}
+	loader.fail.Store(false)
+	reloaded := make(chan error, 1)
+	go func() {
+		_, err := s.rec.RunDate(context.Background(), date)
+		reloaded <- err
+	}()
+	<-entered
+	asked, err := s.rec.Request(date)
+	if err != nil || asked.Run != 2 || asked.Status != reconcile.StatusPending {
+		t.Fatalf("asked for during the reload: %+v %v", asked, err)
+	}
+	close(release)
+	if err := <-reloaded; err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.rec.Report(date, 0)
+	if err != nil || rep.Run.Run != 2 || rep.Status != reconcile.StatusPending {
+		t.Fatalf("the record after the reload: %+v %v, want run 2 pending", rep.Run, err)
+	}
+}
+
 // errCrash is the crash hook's stop.
 var errCrash = errors.New("crash")
 

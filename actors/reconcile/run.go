@@ -596,7 +596,9 @@ func (r *Reconciler) complete(ctx context.Context, d day, run *Run, billLoaded b
 
 // reload loads a finished run's bill rows and discrepancies again, after a
 // load that failed; past the catch-up window it gives up and drops the
-// spill.
+// spill. It writes only the load's outcome, into the run record as it is
+// then, and nothing when the record is no longer this finished run (a
+// rerun was asked for).
 func (r *Reconciler) reload(ctx context.Context, d day, run Run) (Run, error) {
 	err := r.loadBill(ctx, d.date)
 	if err == nil {
@@ -621,8 +623,19 @@ func (r *Reconciler) reload(ctx context.Context, d day, run Run) (Run, error) {
 	default:
 		run.LoadError, run.NextMs = err.Error(), r.cfg.Now().Add(r.cfg.RetryAfter).UnixMilli()
 	}
-	run.UpdatedMs = r.cfg.Now().UnixMilli()
-	putRun(w, &run)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, ok, cerr := r.loadRun(d.date)
+	if cerr != nil {
+		w.Discard()
+		return run, errors.Join(err, cerr)
+	}
+	if ok && cur.Run == run.Run && cur.Status == StatusDone {
+		cur.Loaded, cur.LoadError, cur.NextMs = run.Loaded, run.LoadError, run.NextMs
+		cur.UpdatedMs = r.cfg.Now().UnixMilli()
+		putRun(w, &cur)
+		run = cur
+	}
 	if cerr := w.Commit(); cerr != nil {
 		return run, errors.Join(err, cerr)
 	}
