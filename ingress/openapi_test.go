@@ -166,6 +166,7 @@ var routes = []struct {
 	{path: "/admin/v1/orders/01ABCDEFGH/refunds/01ABCDEFGH-K0a1b2c3d4e5f6a7b/apply-abnormal", methods: []string{"POST"}},
 	{path: "/admin/v1/reconciliations", methods: []string{"POST"}},
 	{path: "/admin/v1/reconciliations/2026-01-02", methods: []string{"GET"}},
+	{path: "/admin/v1/reconciliations/2026-01-02/discrepancies/unknown_order:01ABCDEFGH/resolve", methods: []string{"POST"}},
 	{path: "/admin/v1/webhooks/dead", methods: []string{"GET"}},
 	{path: "/admin/v1/webhooks/dead/7/redeliver", methods: []string{"POST"}},
 	{path: "/wxpay/v3/notify", methods: []string{"POST"}},

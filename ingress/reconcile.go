@@ -17,6 +17,9 @@ type Reconciliations interface {
 	Request(date string) (reconcile.Run, error)
 	// Report returns a date's run and up to limit of its discrepancies.
 	Report(date string, limit int) (reconcile.Report, error)
+	// Resolve resolves a discrepancy of a date by hand, with a note, and
+	// returns it; one not open is returned as it is.
+	Resolve(date, key, note string) (reconcile.Discrepancy, error)
 }
 
 // withReconciler answers 404 when no Reconciler is configured.
@@ -73,13 +76,38 @@ func (s *Server) reconciliation(ctx *fasthttp.RequestCtx, date string) {
 	s.json(ctx, fasthttp.StatusOK, rep)
 }
 
+// resolveDiscrepancy serves POST
+// /admin/v1/reconciliations/{date}/discrepancies/{key}/resolve {"note"}:
+// 200 with the discrepancy resolved by hand, or as it stands when it was
+// not open (a repeat changes nothing); 409 while the date's run is pending
+// or running.
+func (s *Server) resolveDiscrepancy(ctx *fasthttp.RequestCtx, date, key string) {
+	var req struct {
+		Note string `json:"note"`
+	}
+	if err := decode(ctx, &req); err != nil {
+		s.badRequest(ctx, err.Error())
+		return
+	}
+	d, err := s.d.Reconciler.Resolve(date, key, req.Note)
+	if err != nil {
+		s.reconcileError(ctx, err)
+		return
+	}
+	s.json(ctx, fasthttp.StatusOK, d)
+}
+
 // reconcileError answers the reconciliation API's errors.
 func (s *Server) reconcileError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
-	case errors.Is(err, reconcile.ErrBadDate):
+	case errors.Is(err, reconcile.ErrBadDate), errors.Is(err, reconcile.ErrBadNote):
 		s.badRequest(ctx, err.Error())
 	case errors.Is(err, reconcile.ErrNotFound):
 		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no reconciliation of that date", 0})
+	case errors.Is(err, reconcile.ErrNoDiscrepancy):
+		s.fail(ctx, answer{fasthttp.StatusNotFound, codeNotFound, "no discrepancy of that key on that date", 0})
+	case errors.Is(err, reconcile.ErrRunInProgress):
+		s.fail(ctx, answer{fasthttp.StatusConflict, codeConflict, "the date's reconciliation is pending or running: resolve once it is done", 0})
 	case errors.Is(err, reconcile.ErrClosed):
 		s.fail(ctx, answer{fasthttp.StatusServiceUnavailable, codeOverloaded, "shutting down", 1})
 	default:

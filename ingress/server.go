@@ -304,6 +304,7 @@ const (
 	routeMetrics            = "metrics"
 	routeUnknown            = "unknown"
 	routeReconciliations    = "admin.reconciliations"
+	routeReconcileResolve   = "admin.reconciliations.resolve"
 )
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
@@ -383,6 +384,13 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) string {
 		})
 	case hasPrefix(path, "/admin/v1/reconciliations/"):
 		date := path[len("/admin/v1/reconciliations/"):]
+		if r, ok := cutSuffix(date, "/resolve"); ok {
+			if date, key, ok := strings.Cut(r, "/discrepancies/"); ok {
+				return s.only(ctx, method, "POST", routeReconcileResolve, func(c *fasthttp.RequestCtx) {
+					s.admin(c, s.withReconciler(func(c *fasthttp.RequestCtx) { s.resolveDiscrepancy(c, date, key) }))
+				})
+			}
+		}
 		return s.only(ctx, method, "GET", routeReconciliations, func(c *fasthttp.RequestCtx) {
 			s.admin(c, s.withReconciler(func(c *fasthttp.RequestCtx) { s.reconciliation(c, date) }))
 		})

@@ -51,6 +51,10 @@ const (
 	// ReconcileCompleted: the reconciliation of BillDate finished (one per
 	// run of the date).
 	ReconcileCompleted = "reconcile.completed"
+	// ReconcileResolved: an admin resolved a discrepancy of BillDate by
+	// hand (Reason is the admin's note); once per discrepancy, with the
+	// fields of its reconcile.discrepancy. Its seq is 0.
+	ReconcileResolved = "reconcile.resolved"
 )
 
 // Event is one order event. Amounts are in fen. Fields that do not apply to

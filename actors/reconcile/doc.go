@@ -32,11 +32,18 @@
 //     a Loader is configured; a load that fails is retried later and never
 //     holds the reconciliation back).
 //
+// Some discrepancies never go away by themselves (a refund booked at
+// WeChat outside wxpayd, an amount settled with WeChat's support): an admin
+// resolves them by hand (Resolve), with a note, and publishes a
+// reconcile.resolved event; later runs keep them resolved.
+//
 // Memory is bounded by the batch sizes, not by the bill: rows stream from
 // the download into the store, and matching walks two sorted iterators.
 //
 // Ownership: the Reconciler owns every c/ key of the store; the order
 // actors own the orders (a repair is a message to them, never a write).
 // The Reconciler is safe for concurrent use: Run drives the daily job, and
-// Request and Report serve the admin API; one date is reconciled at a time.
+// Request, Report and Resolve serve the admin API; one date is reconciled
+// at a time, and a resolution waits for no run: it is refused while its
+// date's run is pending or running.
 package reconcile

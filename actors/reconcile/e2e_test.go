@@ -318,6 +318,50 @@ func (s *stack) report(date string) reconcile.Report {
 	return r
 }
 
+// putTea creates the SKU tea: 19.99 yuan, 10 in stock, 2 per buyer.
+func (s *stack) putTea() {
+	s.t.Helper()
+	if st, b := s.do("PUT", "/admin/v1/skus/tea", s.admin, map[string]any{"description": "tea", "price": 1999, "stock": 10, "per_buyer_limit": 2}); st != 200 {
+		s.t.Fatalf("put sku: %d %s", st, b)
+	}
+}
+
+// refundAtWeChat refunds 7.00 yuan of the paid tea order otn at WeChat
+// directly, as another system on the merchant account would (wxpayd never
+// hears of it), and waits until WeChat has paid it.
+func (s *stack) refundAtWeChat(otn, outRefundNo string) {
+	s.t.Helper()
+	if _, err := s.pay.CreateRefund(context.Background(), &wxpay.RefundRequest{OutTradeNo: otn, OutRefundNo: outRefundNo,
+		NotifyURL: "http://127.0.0.1:1/nobody", Amount: wxpay.RefundAmount{Refund: 700, Total: 1999, Currency: "CNY"}}); err != nil {
+		s.t.Fatal(err)
+	}
+	eventually(s.t, 15*time.Second, "the refund "+outRefundNo+" SUCCESS at WeChat", func() bool {
+		l := s.sim.Ledger(otn)
+		return len(l.Orders) == 1 && len(l.Orders[0].Refunds) == 1 && l.Orders[0].Refunds[0].Status == wxpay.RefundStatusSuccess
+	})
+}
+
+// gauges reads the registry's gauges by name and label values
+// ("wxpayd_reconcile_discrepancies/unknown_order").
+func (s *stack) gauges() map[string]float64 {
+	s.t.Helper()
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	gauges := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "/" + l.GetValue()
+			}
+			gauges[name] = m.GetGauge().GetValue()
+		}
+	}
+	return gauges
+}
+
 // reconcileRun asks for date's reconciliation and waits until run n of it is done.
 func (s *stack) reconcileRun(date string, n int) reconcile.Report {
 	s.t.Helper()
@@ -358,9 +402,7 @@ func TestReconciliationRepairsALostPaymentAndRaisesAnUnknownRefund(t *testing.T)
 	// order with reason "query" first. Its failing queries are tested in
 	// actors.
 	s := newStack(t, stackOpts{})
-	if st, b := s.do("PUT", "/admin/v1/skus/tea", s.admin, map[string]any{"description": "tea", "price": 1999, "stock": 10, "per_buyer_limit": 2}); st != 200 {
-		t.Fatalf("put sku: %d %s", st, b)
-	}
+	s.putTea()
 	const n = 5
 	otns := make([]string, n)
 	for i := range n {
@@ -386,15 +428,8 @@ func TestReconciliationRepairsALostPaymentAndRaisesAnUnknownRefund(t *testing.T)
 	if st, b := s.do("POST", "/admin/v1/orders/"+otns[2]+"/refunds", s.admin, map[string]any{"amount": 500}); st != 200 && st != 202 {
 		t.Fatalf("refund: %d %s", st, b)
 	}
-	if _, err := s.pay.CreateRefund(context.Background(), &wxpay.RefundRequest{OutTradeNo: otns[1], OutRefundNo: "R-elsewhere-1",
-		NotifyURL: "http://127.0.0.1:1/nobody", Amount: wxpay.RefundAmount{Refund: 700, Total: 1999, Currency: "CNY"}}); err != nil {
-		t.Fatal(err)
-	}
+	s.refundAtWeChat(otns[1], "R-elsewhere-1")
 	eventually(t, 15*time.Second, "wxpayd's refund SUCCESS", func() bool { return s.order(otns[2]).State == store.StateRefunded })
-	eventually(t, 15*time.Second, "the other refund SUCCESS at WeChat", func() bool {
-		l := s.sim.Ledger(otns[1])
-		return len(l.Orders) == 1 && len(l.Orders[0].Refunds) == 1 && l.Orders[0].Refunds[0].Status == wxpay.RefundStatusSuccess
-	})
 	if st := s.order(otns[0]).State; st != store.StatePrepaid {
 		t.Fatalf("the lost payment's order is %s, want PREPAID (wxpayd must not have learnt of it)", st)
 	}
@@ -493,17 +528,7 @@ func TestReconciliationRepairsALostPaymentAndRaisesAnUnknownRefund(t *testing.T)
 		t.Fatalf("run 3: %+v %+v", r.Run, r.Discrepancies)
 	}
 	// The gauges the alert rule reads.
-	mfs, _ := s.reg.Gather()
-	gauges := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			name := mf.GetName()
-			for _, l := range m.GetLabel() {
-				name += "/" + l.GetValue()
-			}
-			gauges[name] = m.GetGauge().GetValue()
-		}
-	}
+	gauges := s.gauges()
 	day, _ := wxpay.ParseBillDate(date)
 	if gauges["wxpayd_reconcile_discrepancies/"+reconcile.ClassRefundMissingHere] != 1 ||
 		gauges["wxpayd_reconcile_discrepancies/"+reconcile.ClassPaymentMissingHere] != 0 ||

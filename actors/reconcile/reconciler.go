@@ -14,8 +14,8 @@ import (
 )
 
 // Reconciler runs the daily reconciliation over a store: Run is the job,
-// Request and Report the admin API. It is safe for concurrent use; one date
-// is reconciled at a time. Close stops Run and waits for it.
+// Request, Report and Resolve the admin API. It is safe for concurrent use;
+// one date is reconciled at a time. Close stops Run and waits for it.
 type Reconciler struct {
 	cfg    Config
 	st     *store.Store
@@ -27,6 +27,9 @@ type Reconciler struct {
 	runMu  sync.Mutex // held while a date is reconciled (Run's loop or RunDate)
 	mu     sync.Mutex // guards active and the read-modify-write of run records
 	active string     // the date being reconciled ("" when none)
+	// metricsMu makes refreshMetrics' read and set one step, so that the
+	// gauges end as the latest records say.
+	metricsMu sync.Mutex
 
 	wake      chan struct{}
 	quit      chan struct{}
@@ -370,6 +373,8 @@ func (r *Reconciler) eachDiscrepancy(date string, fn func(*Discrepancy) (bool, e
 
 // refreshMetrics sets the gauges from the run records.
 func (r *Reconciler) refreshMetrics() error {
+	r.metricsMu.Lock()
+	defer r.metricsMu.Unlock()
 	runs, err := r.runs()
 	if err != nil {
 		return err

@@ -38,7 +38,7 @@ type Run struct {
 	Found    int64            `json:"discrepancies_found"` // by this run, new or known
 	Open     map[string]int64 `json:"open,omitempty"`      // the date's unresolved discrepancies by class
 	Repaired int64            `json:"repaired"`            // the date's discrepancies repaired
-	Resolved int64            `json:"resolved"`            // the date's discrepancies no longer found
+	Resolved int64            `json:"resolved"`            // the date's discrepancies no longer found or resolved by hand
 
 	Loaded    bool   `json:"loaded"` // the bill rows and discrepancies are in the analytics store
 	LoadError string `json:"load_error,omitempty"`
@@ -136,8 +136,14 @@ var Classes = []string{ClassPaymentMissingHere, ClassPaymentMissingAtWeChat, Cla
 const (
 	DiscrepancyOpen     = "open"     // unresolved
 	DiscrepancyRepaired = "repaired" // the order was repaired (payment_missing_here)
-	DiscrepancyResolved = "resolved" // a later run of the date no longer found it
+	// DiscrepancyResolved: a later run of the date no longer found it, or
+	// an admin resolved it by hand (ResolvedBy is set; Resolve).
+	DiscrepancyResolved = "resolved"
 )
+
+// ResolvedByAdmin is the resolved_by of a discrepancy an admin resolved
+// through the admin API.
+const ResolvedByAdmin = "admin"
 
 // Discrepancy is one disagreement, stored under c/d/<date>/<key>. Our*
 // fields are wxpayd's view, WeChat* the bill's (or WeChat's answer to the
@@ -161,6 +167,12 @@ type Discrepancy struct {
 	SeenRun       int    `json:"seen_run"`
 	FoundMs       int64  `json:"found_ms"`
 	UpdatedMs     int64  `json:"updated_ms"`
+	// ResolvedBy, ResolvedNote and ResolvedMs are set when an admin
+	// resolved it by hand: who (ResolvedByAdmin), what they did (a WeChat
+	// ticket ...) and when. A run that finds it again keeps it resolved.
+	ResolvedBy   string `json:"resolved_by,omitempty"`
+	ResolvedNote string `json:"resolved_note,omitempty"`
+	ResolvedMs   int64  `json:"resolved_ms,omitempty"`
 
 	confirm bool // the bill lacks it: ask WeChat before believing it
 }
@@ -173,7 +185,9 @@ func discrepancyKey(class, otn, orn string) string {
 	return class + ":" + otn + ":" + orn
 }
 
-// eventID is the reconcile.discrepancy event's id: stable per date and key.
+// eventID is the id of a reconcile.* event of date: the discrepancy's key
+// for reconcile.discrepancy, "resolved:" and the key for
+// reconcile.resolved, "completed:" and the run for reconcile.completed.
 func eventID(date, key string) string { return "reconcile:" + date + ":" + key }
 
 // Store keys (see actors/store/reconcile.go).

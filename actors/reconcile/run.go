@@ -343,7 +343,8 @@ func spillKey(it *store.Iter, valid bool) []byte {
 
 // record keeps a discrepancy: a new one is written with its
 // reconcile.discrepancy event in one durable write; one already known (an
-// earlier run, or this run before a crash) is updated, without an event.
+// earlier run, or this run before a crash) is updated, without an event,
+// and open again unless an admin resolved it by hand.
 func (r *Reconciler) record(ctx context.Context, d day, run *Run, x *Discrepancy) error {
 	if x.confirm {
 		keep, err := r.confirm(ctx, d, x)
@@ -363,8 +364,10 @@ func (r *Reconciler) record(ctx context.Context, d day, run *Run, x *Discrepancy
 		old.SeenRun, old.UpdatedMs = run.Run, now
 		old.OurState, old.OurAmount, old.WeChatState, old.WeChatAmount = x.OurState, x.OurAmount, x.WeChatState, x.WeChatAmount
 		old.Detail = x.Detail
-		if old.Status != DiscrepancyOpen {
-			old.Status = DiscrepancyOpen // found again: repaired or resolved, it came back
+		// Found again: repaired or resolved by a run, it came back. One
+		// an admin resolved was settled outside wxpayd: it stays so.
+		if old.Status != DiscrepancyOpen && old.ResolvedBy == "" {
+			old.Status = DiscrepancyOpen
 		}
 		b, _ := json.Marshal(&old)
 		w.PutRecon(discKey(d.date, x.Key), b)
@@ -373,18 +376,9 @@ func (r *Reconciler) record(ctx context.Context, d day, run *Run, x *Discrepancy
 	x.Status, x.FoundRun, x.SeenRun, x.FoundMs, x.UpdatedMs = DiscrepancyOpen, run.Run, run.Run, now, now
 	b, _ := json.Marshal(x)
 	w.PutRecon(discKey(d.date, x.Key), b)
-	e := event.Event{
-		EventID: eventID(d.date, x.Key), Type: event.ReconcileDiscrepancy, OutTradeNo: x.OutTradeNo, TimeMs: now,
-		OutRefundNo: x.OutRefundNo, TransactionID: x.TransactionID, Reason: x.Class, BillDate: d.date,
-		WeChatState: x.WeChatState, WeChatAmount: x.WeChatAmount,
-		Alert: "reconciliation of " + d.date + ": " + x.Detail,
-	}
-	if x.OutRefundNo != "" {
-		e.RefundAmount = x.OurAmount
-	} else {
-		e.Amount = x.OurAmount
-	}
-	w.Publish(&e)
+	e := discrepancyEvent(event.ReconcileDiscrepancy, eventID(d.date, x.Key), d.date, x, now)
+	e.Reason, e.Alert = x.Class, "reconciliation of "+d.date+": "+x.Detail
+	w.Publish(e)
 	if err := w.Commit(); err != nil {
 		return err
 	}
@@ -597,8 +591,8 @@ func (r *Reconciler) complete(ctx context.Context, d day, run *Run, billLoaded b
 // reload loads a finished run's bill rows and discrepancies again, after a
 // load that failed; past the catch-up window it gives up and drops the
 // spill. It writes only the load's outcome, into the run record as it is
-// then, and nothing when the record is no longer this finished run (a
-// rerun was asked for).
+// then (an admin may have resolved a discrepancy meanwhile), and nothing
+// when the record is no longer this finished run (a rerun was asked for).
 func (r *Reconciler) reload(ctx context.Context, d day, run Run) (Run, error) {
 	err := r.loadBill(ctx, d.date)
 	if err == nil {
