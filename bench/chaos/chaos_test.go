@@ -128,15 +128,15 @@ func TestChaos(t *testing.T) {
 
 	// The workload, the fault phases and the kills.
 	rec := newRecorder()
-	r := &runner{s: s, p: p, rec: rec, logf: t.Logf}
+	r := &runner{s: s, p: p, rec: rec, ttl: opts.ttl, logf: t.Logf}
 	if err := r.run(ctx); err != nil {
 		t.Fatalf("seed %d: %v", cfg.seed, err)
 	}
 	if n := s.killCount(); n < cfg.kills {
 		t.Errorf("only %d of the planned %d SIGKILLs happened", n, cfg.kills)
 	}
-	t.Logf("workload done at %.0f s: %d keys, %d orders acknowledged, %d payments tried, %d refund intents",
-		time.Since(r.start).Seconds(), len(rec.groups), len(rec.orders), len(rec.pays), len(rec.intents))
+	t.Logf("workload done at %.0f s: %d keys, %d shop order ids, %d orders acknowledged, %d payments tried, %d refund intents",
+		time.Since(r.start).Seconds(), len(rec.groups), len(rec.shops), len(rec.orders), len(rec.pays), len(rec.intents))
 	logCounts(t, rec.counts)
 
 	// Faults off (again: the phase may have been missed by a slow start),

@@ -34,6 +34,7 @@ func TestPlanIsAFunctionOfTheSeed(t *testing.T) {
 			t.Errorf("kill %d at %v (faults off at %v, kills %v)", i, k, a.faultsOff, a.kills)
 		}
 	}
+	checkouts := 0
 	for _, s := range a.scripts {
 		if s.at < 0 || s.at >= a.load {
 			t.Errorf("script %d starts at %v, outside [0, %v)", s.id, s.at, a.load)
@@ -41,6 +42,28 @@ func TestPlanIsAFunctionOfTheSeed(t *testing.T) {
 		if s.reuse != nil && *s.reuse == s.reqs[0] {
 			t.Errorf("script %d reuses its key with the same body", s.id)
 		}
+		if s.kind != kindCheckout {
+			continue
+		}
+		checkouts++
+		if len(s.shop) < 2 || s.shop[0].other {
+			t.Errorf("script %d: checkouts %+v: want the buyer's and at least one retry", s.id, s.shop)
+		}
+		if s.expiresIn != 0 && s.expiresIn != 60 { // 65 s to settle leave an order 60 s of life
+			t.Errorf("script %d: expires_in %d, want 60 or none", s.id, s.expiresIn)
+		}
+		all := s.shop
+		if s.shopLate != nil {
+			all = append(all[:len(all):len(all)], *s.shopLate)
+		}
+		for _, c := range all {
+			if c.session && c.other {
+				t.Errorf("script %d: another buyer given as a session: %+v", s.id, c)
+			}
+		}
+	}
+	if checkouts == 0 || checkouts == len(a.scripts) {
+		t.Errorf("%d of %d scripts are checkouts", checkouts, len(a.scripts))
 	}
 	if last := a.phases[len(a.phases)-1]; last.faults != "" || last.at != a.faultsOff {
 		t.Errorf("the last fault phase is %+v; want faults off at %v", last, a.faultsOff)
@@ -50,6 +73,24 @@ func TestPlanIsAFunctionOfTheSeed(t *testing.T) {
 	}
 	if _, err := makePlan(1, 2*time.Minute, 40, 65*time.Second); err == nil {
 		t.Error("40 kills in 2 minutes were accepted")
+	}
+}
+
+func TestLineItemsSumToTheAmount(t *testing.T) {
+	t.Parallel()
+	for _, skus := range [][]string{{"a"}, {"a", "b"}, {"a", "b", "a"}} {
+		for _, amount := range []int64{1, 2, 3, 100, 4999} {
+			var sum int64
+			for _, l := range lineItems(skus, amount) {
+				if l.Quantity < 1 || l.UnitPrice < 0 {
+					t.Errorf("%v, %d fen: line %+v", skus, amount, l)
+				}
+				sum += l.Quantity * l.UnitPrice
+			}
+			if sum != amount {
+				t.Errorf("%v: lines of %d fen sum to %d", skus, amount, sum)
+			}
+		}
 	}
 }
 

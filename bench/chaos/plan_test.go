@@ -4,13 +4,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 	"time"
 )
 
 // The plan is every random choice of a run, made up front by one PCG seeded
-// from CHAOS_SEED: the catalogue, each buyer's script and timing, the fault
-// phases, the kill moments and wxpaysim's own seed. Executing it makes no
-// random choice, so a seed replays the same plan.
+// from CHAOS_SEED: the catalogue, each buyer's (or shop's) script and
+// timing, the fault phases, the kill moments and wxpaysim's own seed.
+// Executing it makes no random choice, so a seed replays the same plan.
 
 type skuPlan struct {
 	name                string
@@ -31,10 +32,27 @@ const (
 	kindHonest   scriptKind = iota // log in, buy with a key, pay now, late, twice or never; maybe refunds
 	kindSameKey                    // 2–4 concurrent creates with ONE key, some with other bodies
 	kindManyKeys                   // 2–4 concurrent creates with different keys against a per-buyer limit
+	kindCheckout                   // the shop's backend: 2–4 concurrent checkouts of one shop order id, some with other fields
 )
 
 func (k scriptKind) String() string {
-	return [...]string{"honest", "same-key race", "many-keys race"}[k]
+	return [...]string{"honest", "same-key race", "many-keys race", "checkout"}[k]
+}
+
+// checkoutPlan is one POST /api/v1/checkouts as drawn: the fields that
+// vary between a shop order id's requests. The description, line items and
+// expires_in are the script's, the same in each.
+type checkoutPlan struct {
+	other   bool // for another buyer than the script's (an openid of wx.login user <buyer>-other)
+	session bool // the buyer given as its session token, else as its openid (the same buyer either way)
+	amount  int64
+	attach  string
+}
+
+// sameFields reports whether c and d ask for the same order: the form the
+// buyer is given in does not matter.
+func (c checkoutPlan) sameFields(d checkoutPlan) bool {
+	return c.other == d.other && c.amount == d.amount && c.attach == d.attach
 }
 
 type payMode uint8
@@ -68,15 +86,24 @@ type script struct {
 	id     int
 	at     time.Duration // start, since the workload began
 	kind   scriptKind
-	buyer  string   // the wx.login user
-	reqs   []params // honest: one; races: the concurrent requests
-	reuse  *params  // honest: the same key again with this other body after the order exists (expects 422)
-	pay    payMode
+	buyer  string        // the wx.login user
+	reqs   []params      // honest: one; races: the concurrent requests
+	reuse  *params       // honest: the same key again with this other body after the order exists (expects 422)
+	pay    payMode       // honest, checkout
 	think  time.Duration // payNow/payTwice: before paying; races: before paying the won order
 	lateBy time.Duration // payLate: offset from expires_at (negative: before the TTL)
 	payWon []bool        // races: whether the buyer pays each order it got (by request index)
 
-	refund      refundKind
+	// checkout: the concurrent requests for the script's shop order id (the
+	// first is the shop's, the others its retries, some with other fields),
+	// a retry after the order was paid or abandoned, the line items' SKUs
+	// (catalogue SKUs, whose stock a checkout must not touch) and expires_in.
+	shop      []checkoutPlan
+	shopLate  *checkoutPlan // nil: none
+	lines     []string      // nil: no line items
+	expiresIn int64         // seconds; 0: not sent (wxpayd's order TTL)
+
+	refund      refundKind    // honest, checkout
 	refundAfter time.Duration // after the payment
 	fracs       [2]float64    // partial shares of the total
 	racers      int           // refundSameKeyRace: concurrent copies
@@ -114,6 +141,10 @@ const (
 // scriptsPerSecond is the arrival rate of buyer scripts: modest, since two
 // shared cores run wxpayd, wxpaysim and the workload.
 const scriptsPerSecond = 4
+
+// checkoutPercent is the share of scripts that buy through the shop's
+// checkout instead of the catalogue.
+const checkoutPercent = 20
 
 // makePlan draws the run's plan. settle is how long the timers need after
 // the last order is created (the order TTL or the close grace, whichever is
@@ -169,52 +200,100 @@ func makePlan(seed uint64, duration time.Duration, kills int, settle time.Durati
 			}
 		}
 	}
+	otherCheckout := func(c checkoutPlan) checkoutPlan { // another amount, attach or buyer
+		switch rng.IntN(3) {
+		case 0:
+			c.amount += 1 + rng.Int64N(100)
+		case 1:
+			c.attach += "-" + strconv.Itoa(1+rng.IntN(9))
+		default:
+			c.other, c.session = !c.other, false
+		}
+		return c
+	}
+	// A checkout's expires_in stays within the settling time, so its order
+	// is closed before the audit as the catalogue's are.
+	maxExpiresIn := min(int64((settle-5*time.Second)/time.Second), 7200)
+	payment := func(s *script) { // how an honest buyer or a checkout's buyer pays, and the refunds
+		switch y := rng.IntN(100); {
+		case y < 60:
+			s.pay = payNow
+		case y < 70:
+			s.pay = payLate
+		case y < 90:
+			s.pay = payNever
+		default:
+			s.pay = payTwice
+		}
+		s.think = between(100*time.Millisecond, 3*time.Second)
+		s.lateBy = between(-4*time.Second, 3*time.Second)
+		if s.pay != payNever && chance(0.45) {
+			switch z := rng.IntN(100); {
+			case z < 18:
+				s.refund = refundFull
+			case z < 36:
+				s.refund = refundPartial
+			case z < 51:
+				s.refund = refundTwoConcurrent
+			case z < 66:
+				s.refund = refundSameKeyRace
+			case z < 81:
+				s.refund = refundPartialThenRest
+			case z < 88:
+				s.refund = refundOver
+			default:
+				s.refund = refundRetryKey
+			}
+			s.refundAfter = between(200*time.Millisecond, 6*time.Second)
+			s.fracs = [2]float64{0.1 + 0.3*rng.Float64(), 0.1 + 0.3*rng.Float64()}
+			s.racers = 2 + rng.IntN(2)
+			s.applyAbn = chance(0.7)
+		}
+	}
 
 	for i := 0; i < n; i++ {
 		s := script{id: i, at: time.Duration(float64(p.load) * (float64(i) + rng.Float64()) / float64(n)), buyer: fmt.Sprintf("cb%d", i)}
+		// The catalogue's kinds keep their shares among the rest: 70%
+		// honest, 15% each race.
 		switch x := rng.IntN(100); {
-		case x < 70:
+		case x < checkoutPercent:
+			s.kind = kindCheckout
+			first := checkoutPlan{session: chance(0.5), amount: 1 + rng.Int64N(5000), attach: fmt.Sprintf("cart-%d", i)}
+			s.shop = []checkoutPlan{first}
+			for k := 1 + rng.IntN(3); k > 0; k-- {
+				c := first
+				if chance(0.4) {
+					c = otherCheckout(first)
+				}
+				c.session = !c.other && chance(0.5)
+				s.shop = append(s.shop, c)
+			}
+			if chance(0.3) {
+				late := first
+				if chance(0.5) {
+					late = otherCheckout(first)
+				}
+				late.session = !late.other && chance(0.5)
+				s.shopLate = &late
+			}
+			if chance(0.5) {
+				for k := 1 + rng.IntN(3); k > 0; k-- {
+					s.lines = append(s.lines, pickSKU())
+				}
+			}
+			if maxExpiresIn >= 60 && chance(0.4) {
+				s.expiresIn = 60 + rng.Int64N(maxExpiresIn-60+1)
+			}
+			payment(&s)
+		case x < checkoutPercent+(100-checkoutPercent)*70/100:
 			s.kind = kindHonest
 			s.reqs = []params{{pickSKU(), pickQty()}}
 			if chance(0.15) {
 				r := other(s.reqs[0])
 				s.reuse = &r
 			}
-			switch y := rng.IntN(100); {
-			case y < 60:
-				s.pay = payNow
-			case y < 70:
-				s.pay = payLate
-			case y < 90:
-				s.pay = payNever
-			default:
-				s.pay = payTwice
-			}
-			s.think = between(100*time.Millisecond, 3*time.Second)
-			s.lateBy = between(-4*time.Second, 3*time.Second)
-			if s.pay != payNever && chance(0.45) {
-				switch z := rng.IntN(100); {
-				case z < 18:
-					s.refund = refundFull
-				case z < 36:
-					s.refund = refundPartial
-				case z < 51:
-					s.refund = refundTwoConcurrent
-				case z < 66:
-					s.refund = refundSameKeyRace
-				case z < 81:
-					s.refund = refundPartialThenRest
-				case z < 88:
-					s.refund = refundOver
-				default:
-					s.refund = refundRetryKey
-				}
-				s.refundAfter = between(200*time.Millisecond, 6*time.Second)
-				s.fracs = [2]float64{0.1 + 0.3*rng.Float64(), 0.1 + 0.3*rng.Float64()}
-				s.racers = 2 + rng.IntN(2)
-				s.applyAbn = chance(0.7)
-			}
-		case x < 85:
+			payment(&s)
+		case x < checkoutPercent+(100-checkoutPercent)*85/100:
 			s.kind = kindSameKey
 			first := params{pickSKU(), pickQty()}
 			s.reqs = []params{first}
@@ -232,7 +311,7 @@ func makePlan(seed uint64, duration time.Duration, kills int, settle time.Durati
 				s.reqs = append(s.reqs, params{sku, 1 + rng.Int64N(2)})
 			}
 		}
-		if s.kind != kindHonest {
+		if s.kind == kindSameKey || s.kind == kindManyKeys {
 			s.think = between(100*time.Millisecond, 2*time.Second)
 			for range s.reqs {
 				s.payWon = append(s.payWon, chance(0.7))
@@ -272,13 +351,23 @@ func (p *plan) summary() string {
 	counts := map[string]int{}
 	for _, s := range p.scripts {
 		counts[s.kind.String()]++
-		if s.kind == kindHonest {
+		if s.kind == kindHonest || s.kind == kindCheckout {
 			counts["pay "+[...]string{"now", "late", "never", "twice"}[s.pay]]++
 			if s.reuse != nil {
 				counts["key reuse"]++
 			}
 			if s.refund != refundNone {
 				counts["refund "+s.refund.String()]++
+			}
+		}
+		if s.kind == kindCheckout {
+			for _, c := range s.shop[1:] {
+				if !c.sameFields(s.shop[0]) {
+					counts["checkout retry with other fields"]++
+				}
+			}
+			if s.shopLate != nil {
+				counts["checkout late retry"]++
 			}
 		}
 	}

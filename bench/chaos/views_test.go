@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,7 +18,8 @@ import (
 )
 
 // What the audit reads: wxpaysim's ledger and per-order view, wxpayd's
-// admin views of orders and SKUs, and two numbers from wxpayd's /metrics.
+// admin views of orders and SKUs, its admin list by shop order id, and two
+// numbers from wxpayd's /metrics.
 
 // ledger is GET /sim/v1/ledger: WeChat's side of every order.
 type ledger struct {
@@ -266,6 +268,31 @@ func (rd reader) orders(ctx context.Context, otns []string) (map[string]*adminVi
 	close(next)
 	wg.Wait()
 	return views, missing, errs
+}
+
+// shopOrder is GET /admin/v1/orders?shop_order_id=: the out_trade_nos of
+// the orders wxpayd lists for a shop order id (one at most), after a few
+// tries.
+func (rd reader) shopOrder(ctx context.Context, id string) ([]string, error) {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		a := rd.s.do(ctx, "GET", rd.s.base+"/admin/v1/orders?shop_order_id="+url.QueryEscape(id), rd.s.admin, nil)
+		var list struct {
+			Orders []store.Order `json:"orders"`
+		}
+		if a.ok() && json.Unmarshal(a.body, &list) == nil {
+			otns := []string{}
+			for _, o := range list.Orders {
+				otns = append(otns, o.OutTradeNo)
+			}
+			return otns, nil
+		}
+		err = fmt.Errorf("GET /admin/v1/orders?shop_order_id=%s: %s", id, a)
+		if !sleepCtx(ctx, 300*time.Millisecond) {
+			break
+		}
+	}
+	return nil, err
 }
 
 func (rd reader) sku(ctx context.Context, name string) (skuView, error) {

@@ -7,28 +7,36 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wxpayd/wxpayd/actors/store"
 )
 
 // The workload executes the plan against the stack and records what
 // wxpayd and wxpaysim answered; the audit judges afterwards. Nothing here
 // fails the test: an unexpected answer is evidence, not an error.
 
-// orderView is the part of wxpayd's buyer order view the workload reads.
+// orderView is the part of wxpayd's buyer order view the workload reads,
+// and of the shop's view (the checkout's answer): its order id, attach and
+// line items.
 type orderView struct {
-	OutTradeNo string `json:"out_trade_no"`
-	State      string `json:"state"`
-	SKU        string `json:"sku"`
-	Quantity   int64  `json:"quantity"`
-	ExpiresAt  string `json:"expires_at"`
-	Amount     struct {
+	OutTradeNo  string `json:"out_trade_no"`
+	State       string `json:"state"`
+	SKU         string `json:"sku"`
+	Quantity    int64  `json:"quantity"`
+	Description string `json:"description"`
+	ExpiresAt   string `json:"expires_at"`
+	Amount      struct {
 		Total int64 `json:"total"`
 	} `json:"amount"`
 	Payment *struct {
 		Package string `json:"package"`
 	} `json:"payment"`
+	ShopOrderID string           `json:"shop_order_id"`
+	Attach      string           `json:"attach"`
+	LineItems   []store.LineItem `json:"line_items"`
 }
 
-// createAnswer is one answer to POST /api/v1/orders.
+// createAnswer is one answer to POST /api/v1/orders or /api/v1/checkouts.
 type createAnswer struct {
 	at        time.Time
 	answer    string // "201", "422 IDEMPOTENCY_KEY_REUSED", "transport: ..."
@@ -48,11 +56,88 @@ type createReq struct {
 
 // final is the request's last answer (the definitive one, unless every
 // answer was transient).
-func (r *createReq) final() *createAnswer {
-	if len(r.answers) == 0 {
+func (r *createReq) final() *createAnswer { return lastAnswer(r.answers) }
+
+func lastAnswer(answers []createAnswer) *createAnswer {
+	if len(answers) == 0 {
 		return nil
 	}
-	return &r.answers[len(r.answers)-1]
+	return &answers[len(answers)-1]
+}
+
+// checkoutFields are what a checkout asks for, the buyer as the openid it
+// resolves to and expires_in as the order's life (wxpayd's order TTL when
+// not sent): what wxpayd compares when a shop order id comes again. (It
+// compares expires_in as sent; the plan never varies it between one shop
+// order id's requests, so its effect is enough to tell them apart.)
+type checkoutFields struct {
+	openid, description, attach string
+	lines                       string // lineKey of the line items
+	amount                      int64
+	life                        time.Duration
+}
+
+func (f checkoutFields) String() string {
+	s := fmt.Sprintf("{%d fen, openid %s, attach %q, description %q, life %v", f.amount, f.openid, f.attach, f.description, f.life)
+	if f.lines != "" {
+		s += ", lines " + f.lines
+	}
+	return s + "}"
+}
+
+// lineKey is a comparable form of line items.
+func lineKey(items []store.LineItem) string {
+	var parts []string
+	for _, l := range items {
+		parts = append(parts, fmt.Sprintf("%s/%s×%d@%d", l.SKU, l.Name, l.Quantity, l.UnitPrice))
+	}
+	return strings.Join(parts, " ")
+}
+
+// lineItems splits amount over one line per SKU: each but the last one or
+// two units at an equal share, the last one unit of the rest.
+func lineItems(skus []string, amount int64) []store.LineItem {
+	var out []store.LineItem
+	share, used := amount/int64(len(skus)), int64(0)
+	for i, sku := range skus {
+		l := store.LineItem{SKU: sku, Name: "chaos " + sku, Quantity: 1, UnitPrice: amount - used}
+		if i < len(skus)-1 {
+			l.Quantity = 1 + int64(i%2)
+			l.UnitPrice = share / l.Quantity
+		}
+		used += l.Quantity * l.UnitPrice
+		out = append(out, l)
+	}
+	return out
+}
+
+// checkoutReq is one logical POST /api/v1/checkouts (retried on transient
+// answers with the same body) and every answer it got.
+type checkoutReq struct {
+	f          checkoutFields
+	items      []store.LineItem // the line items f.lines stands for
+	session    bool             // the buyer was given as its session token, not its openid
+	sequential bool             // sent after the shop order id's order was acknowledged
+	answers    []createAnswer
+}
+
+func (r *checkoutReq) final() *createAnswer { return lastAnswer(r.answers) }
+
+// shopGroup is every request the shop sent for one shop order id, and the
+// orders the admin list by that id named during the run.
+type shopGroup struct {
+	script int
+	id     string // shop_order_id
+	reqs   []*checkoutReq
+	listed [][]string // each GET /admin/v1/orders?shop_order_id= that was answered: its out_trade_nos
+}
+
+func (g *shopGroup) answers() [][]createAnswer {
+	var out [][]createAnswer
+	for _, req := range g.reqs {
+		out = append(out, req.answers)
+	}
+	return out
 }
 
 // keyGroup is every request one buyer sent with one Idempotency-Key.
@@ -62,6 +147,28 @@ type keyGroup struct {
 	openid string
 	key    string
 	reqs   []*createReq
+}
+
+func (g *keyGroup) answers() [][]createAnswer {
+	var out [][]createAnswer
+	for _, req := range g.reqs {
+		out = append(out, req.answers)
+	}
+	return out
+}
+
+// answered returns the order the last 2xx among lists named ("" for none)
+// and how many answers there are: the requests that were sent.
+func answered(lists ...[]createAnswer) (otn string, sent int) {
+	for _, as := range lists {
+		sent += len(as)
+		for _, ans := range as {
+			if ans.view != nil {
+				otn = ans.view.OutTradeNo
+			}
+		}
+	}
+	return otn, sent
 }
 
 // knownOrder is an order wxpayd acknowledged with a 2xx.
@@ -131,6 +238,7 @@ type payAttempt struct {
 type recorder struct {
 	mu      sync.Mutex
 	groups  []*keyGroup
+	shops   []*shopGroup
 	orders  map[string]*knownOrder
 	intents []*refundIntent
 	pays    []payAttempt
@@ -151,6 +259,23 @@ func (rc *recorder) group(g *keyGroup) {
 	rc.mu.Lock()
 	rc.groups = append(rc.groups, g)
 	rc.mu.Unlock()
+}
+
+func (rc *recorder) shop(g *shopGroup) {
+	rc.mu.Lock()
+	rc.shops = append(rc.shops, g)
+	rc.mu.Unlock()
+}
+
+// shopIDs are the shop order ids the workload sent.
+func (rc *recorder) shopIDs() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []string
+	for _, g := range rc.shops {
+		out = append(out, g.id)
+	}
+	return out
 }
 
 func (rc *recorder) order(o *knownOrder) {
@@ -178,6 +303,7 @@ type runner struct {
 	s     *stack
 	p     *plan
 	rec   *recorder
+	ttl   time.Duration // wxpayd's order TTL: the life of a checkout sent without expires_in
 	start time.Time
 	logf  func(string, ...any)
 }
@@ -300,17 +426,31 @@ type buyer struct {
 	name, token, openid string
 }
 
+// loginCode is wx.login: a code from wxpaysim, and the openid it stands
+// for.
+type loginCode struct {
+	Code   string `json:"code"`
+	OpenID string `json:"openid"`
+}
+
+// wxLogin asks wxpaysim for a wx.login code of user (ok false and the
+// answer when it gave none).
+func (r *runner) wxLogin(ctx context.Context, user string) (loginCode, answer, bool) {
+	c := r.s.do(ctx, "POST", r.s.simURL+"/sim/v1/login", "", map[string]string{"user": user})
+	var code loginCode
+	if !c.ok() || json.Unmarshal(c.body, &code) != nil || code.Code == "" || code.OpenID == "" {
+		r.rec.count("sim-login", c)
+		return code, c, false
+	}
+	return code, c, true
+}
+
 // login is wx.login (a code from wxpaysim) plus POST /api/v1/login, retried
 // with a fresh code while wxpayd is down or WeChat's login fails.
 func (r *runner) login(ctx context.Context, name string) (*buyer, bool) {
 	for attempt := 0; attempt < 20 && ctx.Err() == nil; attempt++ {
-		c := r.s.do(ctx, "POST", r.s.simURL+"/sim/v1/login", "", map[string]string{"user": name})
-		var code struct {
-			Code   string `json:"code"`
-			OpenID string `json:"openid"`
-		}
-		if !c.ok() || json.Unmarshal(c.body, &code) != nil || code.Code == "" {
-			r.rec.count("sim-login", c)
+		code, c, ok := r.wxLogin(ctx, name)
+		if !ok {
 			sleepCtx(ctx, backoff(attempt, c))
 			continue
 		}
@@ -334,10 +474,37 @@ func (r *runner) login(ctx context.Context, name string) (*buyer, bool) {
 // the same key and body for up to ~20 s. It records every answer in req.
 func (r *runner) create(ctx context.Context, b *buyer, key string, req *createReq) {
 	body := map[string]any{"sku": req.p.sku, "quantity": req.p.qty}
+	r.send(ctx, "create", "/api/v1/orders", b.token, body, &req.answers, "Idempotency-Key", key)
+}
+
+// sendCheckout sends one logical checkout for shop order id, as the shop's
+// backend retries: transient answers again with the same body for up to
+// ~20 s. It records every answer in req.
+func (r *runner) sendCheckout(ctx context.Context, sc *script, b *buyer, id string, req *checkoutReq) {
+	body := map[string]any{"shop_order_id": id, "amount": req.f.amount, "description": req.f.description, "attach": req.f.attach}
+	if req.session {
+		body["session"] = b.token
+	} else {
+		body["openid"] = req.f.openid
+	}
+	if len(req.items) > 0 {
+		body["line_items"] = req.items
+	}
+	if sc.expiresIn > 0 {
+		body["expires_in"] = sc.expiresIn
+	}
+	r.send(ctx, "checkout", "/api/v1/checkouts", r.s.shop, body, &req.answers)
+}
+
+// send POSTs body to wxpayd's path with the bearer token auth and headers
+// hdr, and again with the same body after each transient answer for up to
+// ~20 s. It appends every answer to *answers; step names them in the
+// answer counts.
+func (r *runner) send(ctx context.Context, step, path, auth string, body any, answers *[]createAnswer, hdr ...string) {
 	deadline := time.Now().Add(20 * time.Second)
 	for attempt := 0; ctx.Err() == nil; attempt++ {
-		a := r.s.do(ctx, "POST", r.s.base+"/api/v1/orders", b.token, body, "Idempotency-Key", key)
-		r.rec.count("create", a)
+		a := r.s.do(ctx, "POST", r.s.base+path, auth, body, hdr...)
+		r.rec.count(step, a)
 		ca := createAnswer{at: time.Now(), answer: a.String(), status: a.status, code: a.code(), transient: a.transient()}
 		if a.ok() {
 			var v orderView
@@ -347,7 +514,7 @@ func (r *runner) create(ctx context.Context, b *buyer, key string, req *createRe
 				ca.answer += " (unreadable body)"
 			}
 		}
-		req.answers = append(req.answers, ca)
+		*answers = append(*answers, ca)
 		if !a.transient() || time.Now().After(deadline) {
 			return
 		}
@@ -355,13 +522,14 @@ func (r *runner) create(ctx context.Context, b *buyer, key string, req *createRe
 	}
 }
 
-// acknowledge records the order of a 2xx answer.
-func (r *runner) acknowledge(sc *script, b *buyer, ca *createAnswer) *knownOrder {
+// acknowledge records the order of a 2xx answer to a request for openid's
+// order.
+func (r *runner) acknowledge(sc *script, openid string, ca *createAnswer) *knownOrder {
 	if ca == nil || ca.view == nil {
 		return nil
 	}
 	v := ca.view
-	o := &knownOrder{otn: v.OutTradeNo, openid: b.openid, sku: v.SKU, qty: v.Quantity, total: v.Amount.Total, script: sc.id}
+	o := &knownOrder{otn: v.OutTradeNo, openid: openid, sku: v.SKU, qty: v.Quantity, total: v.Amount.Total, script: sc.id}
 	o.expires, _ = time.Parse(time.RFC3339, v.ExpiresAt)
 	if v.Payment != nil {
 		o.prepayID = strings.TrimPrefix(v.Payment.Package, "prepay_id=")
@@ -400,6 +568,8 @@ func (r *runner) script(ctx context.Context, sc *script) {
 		r.sameKey(ctx, sc, b)
 	case kindManyKeys:
 		r.manyKeys(ctx, sc, b)
+	case kindCheckout:
+		r.checkout(ctx, sc, b)
 	}
 }
 
@@ -409,7 +579,7 @@ func (r *runner) honest(ctx context.Context, sc *script, b *buyer) {
 	req := &createReq{p: sc.reqs[0]}
 	g.reqs = append(g.reqs, req)
 	r.create(ctx, b, g.key, req)
-	o := r.acknowledge(sc, b, req.final())
+	o := r.acknowledge(sc, b.openid, req.final())
 	if o == nil {
 		return
 	}
@@ -418,6 +588,12 @@ func (r *runner) honest(ctx context.Context, sc *script, b *buyer) {
 		g.reqs = append(g.reqs, again)
 		r.create(ctx, b, g.key, again)
 	}
+	r.payAndRefund(ctx, sc, b, o)
+}
+
+// payAndRefund is the buyer b paying o as the script says (now, late,
+// twice or never), then the admin refunding the paid order as it says.
+func (r *runner) payAndRefund(ctx context.Context, sc *script, b *buyer, o *knownOrder) {
 	paid := false
 	switch sc.pay {
 	case payNever:
@@ -459,7 +635,7 @@ func (r *runner) sameKey(ctx context.Context, sc *script, b *buyer) {
 	}
 	wg.Wait()
 	for i, req := range g.reqs {
-		if o := r.acknowledge(sc, b, req.final()); o != nil && sc.payWon[i] {
+		if o := r.acknowledge(sc, b.openid, req.final()); o != nil && sc.payWon[i] {
 			sleepCtx(ctx, sc.think)
 			r.payOrder(ctx, b, o) // the same order may be paid twice: wxpaysim refuses the second
 		}
@@ -484,10 +660,83 @@ func (r *runner) manyKeys(ctx context.Context, sc *script, b *buyer) {
 	}
 	wg.Wait()
 	for i, g := range groups {
-		if o := r.acknowledge(sc, b, g.reqs[0].final()); o != nil && sc.payWon[i] {
+		if o := r.acknowledge(sc, b.openid, g.reqs[0].final()); o != nil && sc.payWon[i] {
 			sleepCtx(ctx, sc.think)
 			r.payOrder(ctx, b, o)
 		}
+	}
+}
+
+// checkout plays a shop's backend and its buyer b: the shop sends its
+// requests for one shop order id at once (its retries, some with other
+// fields), the buyer pays the order one of them was answered with as the
+// plan says (as that request's buyer) and the admin refunds it, the shop
+// sends one more request later, and the admin lists the order by its shop
+// order id.
+func (r *runner) checkout(ctx context.Context, sc *script, b *buyer) {
+	other := "" // the openid of wx.login user <buyer>-other, when a request names that buyer
+	needOther := sc.shopLate != nil && sc.shopLate.other
+	for _, c := range sc.shop {
+		needOther = needOther || c.other
+	}
+	if needOther {
+		code, _, ok := r.wxLogin(ctx, sc.buyer+"-other")
+		if !ok {
+			return
+		}
+		other = code.OpenID
+	}
+	g := &shopGroup{script: sc.id, id: fmt.Sprintf("chaos-%d-shop", sc.id)}
+	req := func(c checkoutPlan, sequential bool) *checkoutReq {
+		q := &checkoutReq{session: c.session, sequential: sequential, f: checkoutFields{
+			openid: b.openid, description: fmt.Sprintf("chaos checkout %d", sc.id), attach: c.attach, amount: c.amount, life: r.ttl,
+		}}
+		if c.other {
+			q.f.openid = other
+		}
+		if sc.expiresIn > 0 {
+			q.f.life = time.Duration(sc.expiresIn) * time.Second
+		}
+		if len(sc.lines) > 0 {
+			q.items = lineItems(sc.lines, c.amount)
+			q.f.lines = lineKey(q.items)
+		}
+		return q
+	}
+	for _, c := range sc.shop {
+		g.reqs = append(g.reqs, req(c, false))
+	}
+	r.rec.shop(g)
+	var wg sync.WaitGroup
+	for _, q := range g.reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.sendCheckout(ctx, sc, b, g.id, q)
+		}()
+	}
+	wg.Wait()
+	var o *knownOrder
+	payer := &buyer{name: b.name}
+	for _, q := range g.reqs {
+		if k := r.acknowledge(sc, q.f.openid, q.final()); k != nil && o == nil {
+			o, payer.openid = k, q.f.openid
+		}
+	}
+	if o != nil {
+		r.payAndRefund(ctx, sc, payer, o)
+		if sc.shopLate != nil {
+			late := req(*sc.shopLate, true)
+			r.rec.mu.Lock()
+			g.reqs = append(g.reqs, late)
+			r.rec.mu.Unlock()
+			r.sendCheckout(ctx, sc, b, g.id, late)
+		}
+	}
+	if otns, err := (reader{r.s}).shopOrder(ctx, g.id); err == nil {
+		r.rec.mu.Lock()
+		g.listed = append(g.listed, otns)
+		r.rec.mu.Unlock()
 	}
 }
 
