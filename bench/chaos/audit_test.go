@@ -62,9 +62,33 @@ import (
 //     (the order moved a step); a query and its one immediate transport
 //     retry (wxpayd's client resends a GET once on a broken connection) are
 //     one attempt; and no more prepay calls for an order than create
-//     requests were sent for its key;
+//     requests were sent for its key (checkouts for its shop order id);
 //   - memory = disk: SKU counts and every order's money fields read the
-//     same before and after the final kill, and history only grew.
+//     same before and after the final kill, and history only grew;
+//
+// and for the shop's checkouts (POST /api/v1/checkouts, idempotent on
+// shop_order_id; their orders are also covered by everything above):
+//
+//   - a shop order id is one order, ever: its 2xx answers, the admin list by
+//     it (read during the run, across kills, and before and after the final
+//     kill) and the records that carry it all name the same out_trade_no
+//     (wxpayd derives the number from the id, and writes the id's index
+//     with the order's first record);
+//   - every 2xx answer for a shop order id named that order and showed the
+//     request's own fields, which are the order's (so a request with other
+//     fields never gets a 2xx); every 422 IDEMPOTENCY_KEY_REUSED was for
+//     fields that differ from the order's; a request sent after the order
+//     was acknowledged is answered 2xx with the order's fields and 422 with
+//     others; the order's fields are those of one of the requests;
+//   - WeChat was asked to collect what the shop asked for: the ledger's
+//     amount, payer, description and attach are the checkout's (a retried
+//     prepay is built from the record, never from a later request);
+//   - a checkout holds no stock: its record and events name no SKU, and
+//     each SKU's sold and reserved units are its catalogue orders' alone,
+//     though checkouts carry line items of the catalogue's SKUs;
+//   - every event of a checkout order, in the history and in Kafka, carries
+//     its shop_order_id and attach, and one paid at WeChat is paid at wxpayd
+//     with an order.paid event carrying them.
 
 // violation is one broken invariant.
 type violation struct {
@@ -82,21 +106,23 @@ func (v violation) String() string {
 
 // auditor holds everything the audit compares.
 type auditor struct {
-	p       *plan
-	rec     *recorder
-	minGap  time.Duration
-	starts  []time.Time
-	led     map[string]*ledgerOrder
-	views   map[string]*adminView // wxpayd, after the final restart
-	missing map[string]bool       // 404 at wxpayd
-	errs    map[string]error      // unreadable at wxpayd
-	simView map[string]*simOrderView
-	skus    map[string]skuView
-	stats   *simStats
-	before  *snapshot // before the final restart
-	kafka   map[string][]event.Event
-	kafkaOK bool
-	pending []pendingItem // what had not settled at the wait's deadline
+	p        *plan
+	rec      *recorder
+	minGap   time.Duration
+	starts   []time.Time
+	led      map[string]*ledgerOrder
+	views    map[string]*adminView // wxpayd, after the final restart
+	missing  map[string]bool       // 404 at wxpayd
+	errs     map[string]error      // unreadable at wxpayd
+	simView  map[string]*simOrderView
+	skus     map[string]skuView
+	stats    *simStats
+	before   *snapshot           // before the final restart
+	shops    map[string][]string // the admin list by shop order id, after the final restart
+	shopErrs map[string]error    // unreadable lists, after the final restart
+	kafka    map[string][]event.Event
+	kafkaOK  bool
+	pending  []pendingItem // what had not settled at the wait's deadline
 
 	checked []string // invariant names, in order
 	v       []violation
@@ -106,7 +132,8 @@ func (a *auditor) fail(inv, otn, format string, args ...any) {
 	a.v = append(a.v, violation{inv, otn, fmt.Sprintf(format, args...)})
 }
 
-// known is every order the audit covers: WeChat's and the acknowledged.
+// known is every order the audit covers: WeChat's, the acknowledged, and
+// those the admin list by a shop order id named.
 func (a *auditor) known() []string {
 	set := map[string]bool{}
 	for otn := range a.led {
@@ -114,6 +141,17 @@ func (a *auditor) known() []string {
 	}
 	for otn := range a.rec.orders {
 		set[otn] = true
+	}
+	lists := []map[string][]string{a.shops}
+	if a.before != nil {
+		lists = append(lists, a.before.shops)
+	}
+	for _, m := range lists {
+		for _, l := range m {
+			for _, otn := range l {
+				set[otn] = true
+			}
+		}
 	}
 	return sortedKeys(set)
 }
@@ -141,6 +179,11 @@ func (a *auditor) run() []violation {
 		{"WeChat calls spaced", a.spacing},
 		{"memory equals disk", a.memoryDisk},
 		{"buyer payments in the ledger", a.payments},
+		{"one order per shop order id", a.shopOneOrder},
+		{"checkout answers", a.shopAnswers},
+		{"WeChat collects the checkout", a.shopWeChat},
+		{"checkouts hold no stock", a.shopStock},
+		{"checkout events carry the shop's fields", a.shopEvents},
 	} {
 		a.checked = append(a.checked, c.name)
 		c.fn(c.name)
@@ -151,7 +194,7 @@ func (a *auditor) run() []violation {
 func (a *auditor) exist(inv string) {
 	for _, otn := range sortedKeys(a.rec.orders) {
 		if a.missing[otn] {
-			a.fail(inv, otn, "wxpayd acknowledged it (2xx to POST /api/v1/orders) but does not know it (404)")
+			a.fail(inv, otn, "wxpayd acknowledged it (a 2xx to a create or a checkout) but does not know it (404)")
 		}
 	}
 	for _, otn := range sortedKeys(a.led) {
@@ -435,14 +478,22 @@ func (a *auditor) idempotency(inv string) {
 	}
 }
 
-func (a *auditor) stock(inv string) {
-	type units struct{ paid, open, pac int64 }
-	per := map[string]*units{}
+// skuUnits are the units orders of one SKU hold: paid (pac of them paid
+// after wxpayd had closed the order) and open.
+type skuUnits struct{ paid, open, pac int64 }
+
+// unitsOf sums, by SKU, the units of the orders keep accepts; a SKU without
+// such orders reads zero.
+func (a *auditor) unitsOf(keep func(*store.Order) bool) func(sku string) skuUnits {
+	per := map[string]*skuUnits{}
 	for _, otn := range sortedKeys(a.views) {
 		o := &a.views[otn].Order
+		if !keep(o) {
+			continue
+		}
 		u := per[o.SKU]
 		if u == nil {
-			u = &units{}
+			u = &skuUnits{}
 			per[o.SKU] = u
 		}
 		switch {
@@ -455,16 +506,23 @@ func (a *auditor) stock(inv string) {
 			u.open += o.Quantity
 		}
 	}
+	return func(sku string) skuUnits {
+		if u := per[sku]; u != nil {
+			return *u
+		}
+		return skuUnits{}
+	}
+}
+
+func (a *auditor) stock(inv string) {
+	units := a.unitsOf(func(*store.Order) bool { return true })
 	for _, sp := range a.p.skus {
 		v, ok := a.skus[sp.name]
 		if !ok {
 			a.fail(inv, "", "SKU %s unreadable", sp.name)
 			continue
 		}
-		u := per[sp.name]
-		if u == nil {
-			u = &units{}
-		}
+		u := units(sp.name)
 		switch {
 		case v.Stock != sp.stock:
 			a.fail(inv, "", "SKU %s: stock %d, the admin set %d", sp.name, v.Stock, sp.stock)
@@ -631,18 +689,14 @@ func (a *auditor) spacing(inv string) {
 		}
 		return false
 	}
-	attempts := map[string]int{} // otn → create requests sent for its key
+	attempts := map[string]int{} // otn → create requests sent for its key, or checkouts for its shop order id
 	for _, g := range a.rec.groups {
-		otn, n := "", 0
-		for _, req := range g.reqs {
-			n += len(req.answers)
-			for _, ans := range req.answers {
-				if ans.view != nil {
-					otn = ans.view.OutTradeNo
-				}
-			}
+		if otn, n := answered(g.answers()...); otn != "" {
+			attempts[otn] += n
 		}
-		if otn != "" {
+	}
+	for _, g := range a.rec.shops {
+		if otn, n := answered(g.answers()...); otn != "" {
 			attempts[otn] += n
 		}
 	}
@@ -789,4 +843,274 @@ func (a *auditor) payments(inv string) {
 			a.fail(inv, p.otn, "wxpaysim answered /sim/v1/pay with transaction %s; its ledger says %s", p.txn, state)
 		}
 	}
+}
+
+// The shop's checkouts.
+
+// shopOrder is the order of a shop order id: the one a 2xx answer named,
+// else the one the admin list by the id named after the final restart (or
+// before it); "" when none is known.
+func (a *auditor) shopOrder(g *shopGroup) string {
+	if otn, _ := answered(g.answers()...); otn != "" {
+		return otn
+	}
+	before, _ := a.before.shopList(g.id)
+	for _, l := range [][]string{a.shops[g.id], before} {
+		if len(l) > 0 {
+			return l[0]
+		}
+	}
+	return ""
+}
+
+// recordFields are what a checkout order is, as wxpayd keeps it.
+func recordFields(o *store.Order) checkoutFields {
+	return checkoutFields{openid: o.OpenID, description: o.Description, attach: o.Attach, lines: lineKey(o.LineItems),
+		amount: o.Total, life: time.Duration(o.ExpiresMs-o.CreatedMs) * time.Millisecond}
+}
+
+// shows reports whether a checkout's answer shows f: the shop's view has
+// no openid and its times are to the second, so those are the record's to
+// show.
+func (f checkoutFields) shows(v *orderView) bool {
+	return v.Amount.Total == f.amount && v.Description == f.description && v.Attach == f.attach && lineKey(v.LineItems) == f.lines
+}
+
+// askedFor is what the shop asked for with the order of g: the fields of
+// the first request answered 2xx, else (no request was) the record's at
+// wxpayd; whose says which. ok is false when neither is known.
+func (a *auditor) askedFor(g *shopGroup, otn string) (f checkoutFields, whose string, ok bool) {
+	for i, q := range g.reqs {
+		for _, ans := range q.answers {
+			if ans.view != nil {
+				return q.f, fmt.Sprintf("request %d (answered %s)", i, ans.answer), true
+			}
+		}
+	}
+	if v := a.views[otn]; v != nil {
+		return recordFields(&v.Order), "wxpayd's record", true
+	}
+	return checkoutFields{}, "", false
+}
+
+func (a *auditor) shopOneOrder(inv string) {
+	carried := map[string][]string{} // shop order id → the orders at wxpayd whose record carries it
+	for _, otn := range sortedKeys(a.views) {
+		if id := a.views[otn].Order.ShopOrderID; id != "" {
+			carried[id] = append(carried[id], otn)
+		}
+	}
+	sent := map[string]bool{}
+	for _, g := range a.rec.shops {
+		sent[g.id] = true
+		named := map[string][]string{} // out_trade_no → where it was named for g.id
+		for i, q := range g.reqs {
+			for _, ans := range q.answers {
+				if ans.view != nil {
+					named[ans.view.OutTradeNo] = append(named[ans.view.OutTradeNo], fmt.Sprintf("the %s to request %d", ans.answer, i))
+				}
+			}
+		}
+		acked, _ := answered(g.answers()...)
+		type list struct {
+			when string
+			otns []string
+		}
+		var lists []list
+		for _, l := range g.listed {
+			lists = append(lists, list{"during the run", l})
+		}
+		if l, ok := a.before.shopList(g.id); ok {
+			lists = append(lists, list{"before the final kill", l})
+		}
+		if l, ok := a.shops[g.id]; ok {
+			lists = append(lists, list{"after the final kill", l})
+		}
+		for _, l := range lists {
+			if acked != "" && len(l.otns) == 0 {
+				a.fail(inv, acked, "shop order id %s: its order was acknowledged, but the admin list by it named none %s", g.id, l.when)
+			}
+			for _, otn := range l.otns {
+				named[otn] = append(named[otn], "the admin list "+l.when)
+			}
+		}
+		for _, otn := range carried[g.id] {
+			named[otn] = append(named[otn], "wxpayd's record")
+		}
+		if err := a.shopErrs[g.id]; err != nil {
+			a.fail(inv, acked, "shop order id %s: %v", g.id, err)
+		}
+		if otns := sortedKeys(named); len(otns) > 1 {
+			var parts []string
+			for _, otn := range otns {
+				parts = append(parts, otn+" ("+strings.Join(named[otn], ", ")+")")
+			}
+			a.fail(inv, otns[0], "shop order id %s names %d orders: %s", g.id, len(otns), strings.Join(parts, "; "))
+		}
+	}
+	for _, id := range sortedKeys(carried) {
+		if !sent[id] {
+			a.fail(inv, carried[id][0], "wxpayd's record carries shop order id %s, which the shop never sent", id)
+		}
+	}
+}
+
+// shopList is the admin list by shop order id id in the snapshot (ok
+// false when it was not read).
+func (s *snapshot) shopList(id string) ([]string, bool) {
+	if s == nil {
+		return nil, false
+	}
+	l, ok := s.shops[id]
+	return l, ok
+}
+
+func (a *auditor) shopAnswers(inv string) {
+	const reused = "IDEMPOTENCY_KEY_REUSED"
+	for _, g := range a.rec.shops {
+		otn := a.shopOrder(g)
+		v := a.views[otn]
+		if v == nil {
+			continue // no order known, or reported by "orders exist"
+		}
+		own := recordFields(&v.Order)
+		created := false
+		for i, q := range g.reqs {
+			created = created || q.f == own
+			for _, ans := range q.answers {
+				switch {
+				case ans.view != nil && q.f != own:
+					a.fail(inv, otn, "shop order id %s: request %d asked for %s and was answered %s with the order, which is %s",
+						g.id, i, q.f, ans.answer, own)
+				case ans.view != nil && (!q.f.shows(ans.view) || ans.view.ShopOrderID != g.id):
+					a.fail(inv, otn, "shop order id %s: request %d asked for %s; its %s showed shop order id %s, %d fen, attach %q, description %q, lines %s",
+						g.id, i, q.f, ans.answer, ans.view.ShopOrderID, ans.view.Amount.Total, ans.view.Attach, ans.view.Description, lineKey(ans.view.LineItems))
+				case ans.status == 422 && ans.code == reused && q.f == own:
+					a.fail(inv, otn, "shop order id %s: request %d with the order's own fields %s was answered %s", g.id, i, q.f, ans.answer)
+				}
+			}
+			f := q.final()
+			if !q.sequential || f == nil || f.transient {
+				continue
+			}
+			switch {
+			case q.f == own && f.view == nil:
+				a.fail(inv, otn, "shop order id %s: sent again with the order's fields %s after it was acknowledged, answered %s; want 2xx",
+					g.id, q.f, f.answer)
+			case q.f != own && !(f.status == 422 && f.code == reused):
+				a.fail(inv, otn, "shop order id %s: sent again with other fields %s after the order (%s) was acknowledged, answered %s; want 422 %s",
+					g.id, q.f, own, f.answer, reused)
+			}
+		}
+		if !created {
+			a.fail(inv, otn, "shop order id %s: the order is %s, which none of the shop's %d requests asked for", g.id, own, len(g.reqs))
+		}
+	}
+}
+
+// eachCheckout calls fn for each shop order id whose order is known, with
+// what the shop asked for (see askedFor).
+func (a *auditor) eachCheckout(fn func(g *shopGroup, otn string, f checkoutFields, whose string)) {
+	for _, g := range a.rec.shops {
+		otn := a.shopOrder(g)
+		if f, whose, ok := a.askedFor(g, otn); ok {
+			fn(g, otn, f, whose)
+		}
+	}
+}
+
+func (a *auditor) shopWeChat(inv string) {
+	a.eachCheckout(func(g *shopGroup, otn string, f checkoutFields, whose string) {
+		l := a.led[otn]
+		if l == nil {
+			return // never reached WeChat
+		}
+		if l.Total != f.amount || l.Attach != f.attach || l.OpenID != f.openid || l.Description != f.description {
+			a.fail(inv, otn, "shop order id %s: %s asked for %s; WeChat was asked to collect %d fen from %s, attach %q, description %q",
+				g.id, whose, f, l.Total, l.OpenID, l.Attach, l.Description)
+		}
+		if l.paid() && cmpOr(l.PaidTotal, l.Total) != f.amount {
+			a.fail(inv, otn, "shop order id %s: %s asked for %d fen; WeChat took %d", g.id, whose, f.amount, cmpOr(l.PaidTotal, l.Total))
+		}
+	})
+}
+
+func (a *auditor) shopStock(inv string) {
+	lined := map[string][]string{} // SKU → checkout orders with a line of it
+	for _, otn := range sortedKeys(a.views) {
+		v := a.views[otn]
+		o := &v.Order
+		if o.ShopOrderID == "" {
+			continue
+		}
+		if o.SKU != "" || o.Quantity != 0 {
+			a.fail(inv, otn, "checkout order (shop order id %s) holds %d units of SKU %q", o.ShopOrderID, o.Quantity, o.SKU)
+		}
+		for _, e := range v.Events {
+			if e.SKU != "" || e.Quantity != 0 {
+				a.fail(inv, otn, "event %s (%s) of a checkout order names %d units of SKU %q", e.EventID, e.Type, e.Quantity, e.SKU)
+				break
+			}
+		}
+		for _, l := range o.LineItems {
+			if n := len(lined[l.SKU]); n == 0 || lined[l.SKU][n-1] != otn {
+				lined[l.SKU] = append(lined[l.SKU], otn)
+			}
+		}
+	}
+	catalogue := a.unitsOf(func(o *store.Order) bool { return o.ShopOrderID == "" })
+	for _, sp := range a.p.skus {
+		v, ok := a.skus[sp.name]
+		if !ok {
+			continue // reported by "stock per SKU"
+		}
+		if u := catalogue(sp.name); v.Sold != u.paid || v.Reserved != u.open {
+			otn := ""
+			if l := lined[sp.name]; len(l) > 0 {
+				otn = l[0]
+			}
+			a.fail(inv, otn, "SKU %s: %s, but its catalogue orders hold %d paid and %d open units; checkout orders with lines of it: %v",
+				sp.name, v, u.paid, u.open, lined[sp.name])
+		}
+	}
+}
+
+func (a *auditor) shopEvents(inv string) {
+	a.eachCheckout(func(g *shopGroup, otn string, f checkoutFields, whose string) {
+		v := a.views[otn]
+		if v == nil {
+			return // reported by "orders exist"
+		}
+		// carry checks every event of one source and reports whether an
+		// order.paid carrying the fields is among them.
+		carry := func(where string, evs []event.Event) (paid bool) {
+			wrong := 0
+			for _, e := range evs {
+				if e.ShopOrderID != g.id || e.Attach != f.attach {
+					if wrong == 0 {
+						a.fail(inv, otn, "event %s (%s) in %s carries shop order id %q, attach %q; %s asked for %s, attach %q",
+							e.EventID, e.Type, where, e.ShopOrderID, e.Attach, whose, g.id, f.attach)
+					}
+					wrong++
+					continue
+				}
+				paid = paid || e.Type == event.OrderPaid
+			}
+			return paid
+		}
+		paidHist := carry("the history", v.Events)
+		paidKafka := a.kafkaOK && carry("Kafka", a.kafka[otn])
+		l := a.led[otn]
+		if l == nil || !l.paid() {
+			return
+		}
+		switch {
+		case !paidState(v.Order.State):
+			a.fail(inv, otn, "shop order id %s: paid at WeChat (%s), %s at wxpayd", g.id, l.TransactionID, v.Order.State)
+		case !paidHist:
+			a.fail(inv, otn, "shop order id %s: paid at WeChat; the history has no order.paid carrying the shop order id and attach", g.id)
+		case a.kafkaOK && !paidKafka:
+			a.fail(inv, otn, "shop order id %s: paid at WeChat; Kafka has no order.paid carrying the shop order id and attach", g.id)
+		}
+	})
 }

@@ -161,12 +161,13 @@ func TestChaos(t *testing.T) {
 	for i := range led.Orders {
 		a.led[led.Orders[i].OutTradeNo] = &led.Orders[i]
 	}
-	a.before = takeSnapshot(ctx, rd, p, a.known())
+	a.before = takeSnapshot(ctx, rd, p, a.known(), rec.shopIDs())
 	if err := s.restart(); err != nil {
 		t.Fatalf("seed %d: the final restart: %v", cfg.seed, err)
 	}
-	after := takeSnapshot(ctx, rd, p, a.known())
+	after := takeSnapshot(ctx, rd, p, a.known(), rec.shopIDs())
 	a.views, a.missing, a.errs, a.skus = after.views, after.missing, after.errs, after.skus
+	a.shops, a.shopErrs = after.shops, after.shopErrs
 	a.starts = s.restartTimes()
 	if a.stats, err = rd.stats(ctx); err != nil {
 		t.Error(err)
@@ -181,6 +182,7 @@ func TestChaos(t *testing.T) {
 
 	violations := a.run()
 	logLedger(t, led, a.stats, s.killCount())
+	logCheckouts(t, a)
 	t.Logf("audit of %d orders (%d at WeChat, %d acknowledged), %d SKUs, in %.0f s total: %d invariants checked: %s",
 		len(a.known()), len(a.led), len(rec.orders), len(p.skus), time.Since(t0).Seconds(), len(a.checked), strings.Join(a.checked, "; "))
 	if len(violations) == 0 {
@@ -226,20 +228,39 @@ func detectOptions(wxpayd string, duration time.Duration) wxpaydOptions {
 
 // snapshot is wxpayd's view of the run at one moment.
 type snapshot struct {
-	views   map[string]*adminView
-	missing map[string]bool
-	errs    map[string]error
-	skus    map[string]skuView
+	views    map[string]*adminView
+	missing  map[string]bool
+	errs     map[string]error
+	skus     map[string]skuView
+	shops    map[string][]string // shop order id → the out_trade_nos the admin list by it names
+	shopErrs map[string]error    // shop order id → why its list was unreadable
 }
 
-func takeSnapshot(ctx context.Context, rd reader, p *plan, otns []string) *snapshot {
-	s := &snapshot{skus: map[string]skuView{}}
+// takeSnapshot reads the SKUs, the admin list by each shop order id, and
+// the orders otns and those the lists named.
+func takeSnapshot(ctx context.Context, rd reader, p *plan, otns, shopIDs []string) *snapshot {
+	s := &snapshot{skus: map[string]skuView{}, shops: map[string][]string{}, shopErrs: map[string]error{}}
 	for _, sp := range p.skus {
 		if v, err := rd.sku(ctx, sp.name); err == nil {
 			s.skus[sp.name] = v
 		}
 	}
-	s.views, s.missing, s.errs = rd.orders(ctx, otns)
+	set := map[string]bool{}
+	for _, otn := range otns {
+		set[otn] = true
+	}
+	for _, id := range shopIDs {
+		l, err := rd.shopOrder(ctx, id)
+		if err != nil {
+			s.shopErrs[id] = err
+			continue
+		}
+		s.shops[id] = l
+		for _, otn := range l {
+			set[otn] = true
+		}
+	}
+	s.views, s.missing, s.errs = rd.orders(ctx, sortedKeys(set))
 	return s
 }
 
@@ -458,6 +479,39 @@ func logLedger(t *testing.T, led *ledger, st *simStats, kills int) {
 		t.Logf("wxpaysim: notifications %+v, notification copies %+v, injected API faults %v, error answers %v, dropped answers %d",
 			st.Notifications, st.NotifyFaults, injected, st.Rejected, st.Dropped)
 	}
+}
+
+// logCheckouts says what the shop's checkouts came to, so that a run
+// shows how much of the checkout path the invariants judged.
+func logCheckouts(t *testing.T, a *auditor) {
+	var orders, atWeChat, paid, refunded, reqs, other, reused int
+	for _, g := range a.rec.shops {
+		otn := a.shopOrder(g)
+		v := a.views[otn]
+		if v != nil {
+			orders++
+			if v.Order.RefundedFen > 0 {
+				refunded++
+			}
+		}
+		if l := a.led[otn]; l != nil {
+			atWeChat++
+			if l.paid() {
+				paid++
+			}
+		}
+		for _, q := range g.reqs {
+			reqs++
+			if v != nil && q.f != recordFields(&v.Order) {
+				other++
+			}
+			if f := q.final(); f != nil && f.status == 422 {
+				reused++
+			}
+		}
+	}
+	t.Logf("checkouts: %d shop order ids, %d orders at wxpayd, %d at WeChat, %d paid there, %d refunded; %d requests, %d of them for other fields than their order's, %d answered 422",
+		len(a.rec.shops), orders, atWeChat, paid, refunded, reqs, other, reused)
 }
 
 // report fails the test: the seed, every violation (the first in full, with

@@ -96,7 +96,9 @@ func TestLineItemsSumToTheAmount(t *testing.T) {
 
 // consistent builds the audit's inputs for a small run in which every
 // invariant holds: order A paid and partly refunded, order B closed
-// unpaid after a key reuse answered 422.
+// unpaid after a key reuse answered 422, order C a shop's checkout, paid,
+// after one retry with another attach was answered 422, then retried
+// once more with its own fields.
 func consistent() *auditor {
 	ev := func(otn string, seq uint64, typ string) event.Event {
 		return event.Event{V: event.Version, EventID: event.ID(otn, seq), Type: typ, OutTradeNo: otn, Seq: seq}
@@ -146,7 +148,33 @@ func consistent() *auditor {
 		{otn: "A", amount: 30, answers: []answer{{status: 202}}},
 		{otn: "A", amount: 500, kind: refundOver, answers: []answer{{status: 400}}},
 	}
-	a.rec.pays = []payAttempt{{otn: "A", txn: "T1"}, {otn: "A", answer: "409 ORDER_PAID"}}
+	a.rec.pays = []payAttempt{{otn: "A", txn: "T1"}, {otn: "A", answer: "409 ORDER_PAID"}, {otn: "C", txn: "T3"}}
+
+	shopEv := func(seq uint64, typ string) event.Event {
+		e := ev("C", seq, typ)
+		e.ShopOrderID, e.Attach = "shop-1", "cart-1"
+		return e
+	}
+	items := []store.LineItem{{SKU: "s", Name: "chaos s", Quantity: 1, UnitPrice: 300}}
+	a.views["C"] = &adminView{Order: store.Order{OutTradeNo: "C", Seq: 3, State: store.StatePaid, OpenID: "o3", Description: "d",
+		Total: 300, TransactionID: "T3", ShopOrderID: "shop-1", Attach: "cart-1", LineItems: items, CreatedMs: 1000, ExpiresMs: 61000},
+		Events: []event.Event{shopEv(1, event.OrderCreated), shopEv(2, event.OrderPrepaid), shopEv(3, event.OrderPaid)}}
+	a.led["C"] = &ledgerOrder{OutTradeNo: "C", TradeState: "SUCCESS", Total: 300, PaidTotal: 300, TransactionID: "T3",
+		OpenID: "o3", Description: "d", Attach: "cart-1", Calls: map[string]int{"prepay": 1}}
+	a.rec.orders["C"] = &knownOrder{otn: "C", total: 300}
+	own := checkoutFields{openid: "o3", description: "d", attach: "cart-1", lines: lineKey(items), amount: 300, life: time.Minute}
+	otherAttach := own
+	otherAttach.attach = "cart-1-2"
+	shopView := &orderView{OutTradeNo: "C", State: "PREPAID", Description: "d", ShopOrderID: "shop-1", Attach: "cart-1", LineItems: items}
+	shopView.Amount.Total = 300
+	a.rec.shops = []*shopGroup{{id: "shop-1", listed: [][]string{{"C"}}, reqs: []*checkoutReq{
+		{f: own, items: items, answers: []createAnswer{{answer: "201", status: 201, view: shopView}}},
+		{f: otherAttach, session: true, answers: []createAnswer{
+			{answer: "409 ORDER_IN_PROGRESS", status: 409, code: "ORDER_IN_PROGRESS", transient: true},
+			{answer: "422 IDEMPOTENCY_KEY_REUSED", status: 422, code: "IDEMPOTENCY_KEY_REUSED"}}},
+		{f: own, sequential: true, answers: []createAnswer{{answer: "200", status: 200, view: shopView}}},
+	}}}
+	a.shops = map[string][]string{"shop-1": {"C"}}
 	sv := &simOrderView{TradeState: "REFUND", TransactionID: "T1"}
 	sv.Notifications = append(sv.Notifications,
 		notification("n1", "TRANSACTION.SUCCESS", "genuine", true), notification("n1", "TRANSACTION.SUCCESS", "duplicate", true),
@@ -157,7 +185,7 @@ func consistent() *auditor {
 		a.kafka[otn] = append(a.kafka[otn], v.Events...)
 	}
 	a.kafka["A"] = append(a.kafka["A"], a.views["A"].Events[2]) // redelivered: allowed
-	before := &snapshot{views: map[string]*adminView{}, skus: map[string]skuView{"s": a.skus["s"]}}
+	before := &snapshot{views: map[string]*adminView{}, skus: map[string]skuView{"s": a.skus["s"]}, shops: map[string][]string{"shop-1": {"C"}}}
 	for otn, v := range a.views {
 		c := *v
 		before.views[otn] = &c
@@ -256,6 +284,58 @@ func TestAuditFindsEachBrokenInvariant(t *testing.T) {
 		}},
 		{"a payment the ledger does not have", "buyer payments in the ledger", func(a *auditor) {
 			a.rec.pays = append(a.rec.pays, payAttempt{otn: "B", txn: "T9"})
+		}},
+		{"a shop's retry answered with another order", "one order per shop order id", func(a *auditor) {
+			q := a.rec.shops[0].reqs[0]
+			q.answers = append(q.answers, createAnswer{answer: "200", status: 200, view: &orderView{OutTradeNo: "B"}})
+		}},
+		{"the admin list names another order after the final kill", "one order per shop order id", func(a *auditor) {
+			a.shops["shop-1"] = []string{"B"}
+		}},
+		{"the admin list named none during the run, after the order was acknowledged", "one order per shop order id", func(a *auditor) {
+			a.rec.shops[0].listed = [][]string{{}}
+		}},
+		{"two records carry one shop order id", "one order per shop order id", func(a *auditor) {
+			a.views["B"].Order.ShopOrderID = "shop-1"
+		}},
+		{"a retry with another attach answered 200", "checkout answers", func(a *auditor) {
+			q := a.rec.shops[0].reqs[1]
+			q.answers[1] = a.rec.shops[0].reqs[0].answers[0]
+		}},
+		{"a retry with the order's own fields answered 422", "checkout answers", func(a *auditor) {
+			a.rec.shops[0].reqs[1].f = a.rec.shops[0].reqs[0].f
+		}},
+		{"a late retry with other fields answered 409 CONFLICT", "checkout answers", func(a *auditor) {
+			q := a.rec.shops[0].reqs[2]
+			q.f.amount++
+			q.answers = []createAnswer{{answer: "409 CONFLICT", status: 409, code: "CONFLICT"}}
+		}},
+		{"an answer shows no line items", "checkout answers", func(a *auditor) {
+			v := *a.rec.shops[0].reqs[0].answers[0].view
+			v.LineItems = nil
+			a.rec.shops[0].reqs[0].answers[0].view = &v
+		}},
+		{"the order lives longer than asked", "checkout answers", func(a *auditor) { a.views["C"].Order.ExpiresMs += 1000 }},
+		{"the order is for a buyer no request named", "checkout answers", func(a *auditor) { a.views["C"].Order.OpenID = "o9" }},
+		{"WeChat was asked for another amount", "WeChat collects the checkout", func(a *auditor) {
+			a.led["C"].Total, a.led["C"].PaidTotal = 301, 301
+		}},
+		{"WeChat was asked without the attach", "WeChat collects the checkout", func(a *auditor) { a.led["C"].Attach = "" }},
+		{"WeChat was asked to collect from another buyer", "WeChat collects the checkout", func(a *auditor) { a.led["C"].OpenID = "o1" }},
+		{"a checkout's line reserved its SKU", "checkouts hold no stock", func(a *auditor) {
+			a.skus["s"] = skuView{SKU: "s", Stock: 10, Sold: 1, Reserved: 1, Left: 8}
+		}},
+		{"a checkout record holds a SKU", "checkouts hold no stock", func(a *auditor) {
+			a.views["C"].Order.SKU, a.views["C"].Order.Quantity = "s", 1
+		}},
+		{"an event in Kafka without the attach", "checkout events carry the shop's fields", func(a *auditor) {
+			a.kafka["C"][2].Attach = ""
+		}},
+		{"paid at WeChat, no order.paid carrying the shop order id", "checkout events carry the shop's fields", func(a *auditor) {
+			a.views["C"].Events[2].ShopOrderID = ""
+		}},
+		{"paid at WeChat, closed at wxpayd", "checkout events carry the shop's fields", func(a *auditor) {
+			a.views["C"].Order.State = store.StateClosed
 		}},
 	} {
 		a := consistent()

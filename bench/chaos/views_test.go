@@ -30,6 +30,9 @@ type ledgerOrder struct {
 	OutTradeNo    string             `json:"out_trade_no"`
 	TradeState    string             `json:"trade_state"`
 	Total         int64              `json:"total"`
+	OpenID        string             `json:"openid"`      // the prepay's payer.openid
+	Description   string             `json:"description"` // the prepay's description
+	Attach        string             `json:"attach"`      // the prepay's attach
 	PaidTotal     int64              `json:"paid_total"`
 	TransactionID string             `json:"transaction_id"`
 	Refunded      int64              `json:"refunded"`
