@@ -12,10 +12,20 @@
 // buyers racing one Idempotency-Key with different bodies, buyers racing
 // several keys against per-buyer limits, late and abandoned payments and an
 // admin refunding (partly, fully, concurrently, repeatedly), while wxpayd
-// is SIGKILLed and restarted at planned moments. Then the faults stop, the
-// run waits until every timer has settled, wxpayd is killed and started
-// once more, and the audit compares wxpayd with wxpaysim's ledger order by
-// order (see audit_test.go for the invariants).
+// is SIGKILLed and restarted at planned moments. A fifth of the buyers buy
+// through a shop instead of the catalogue: the shop's backend sends its
+// checkout (POST /api/v1/checkouts with the shop token, some with line
+// items of catalogue SKUs or an expires_in) two to four times at once for
+// one shop_order_id, as its retries do, some copies with another amount,
+// attach or buyer and the buyer given as an openid or a session token;
+// the buyer pays the order it got as the others do, the admin refunds
+// some, and some shops send the checkout once more later, with the same
+// or other fields. Then the faults stop, the run waits until every timer
+// has settled, wxpayd is killed and started once more, and the audit
+// compares wxpayd with wxpaysim's ledger order by order, and each shop
+// order id's answers, its admin list (GET /admin/v1/orders?shop_order_id=),
+// its order's fields, events and stock with what the shop asked for (see
+// audit_test.go for the invariants).
 //
 // Settings come from the environment:
 //
