@@ -2,6 +2,7 @@ package sink_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -13,9 +14,10 @@ import (
 
 // The reconciliation queries of docs/analytics.md run against the real
 // ClickHouse on a known day: wxpayd paid 01A and 01B and refunded part of
-// 01B; WeChat's bill has those and 01C, an order wxpayd does not have. The
-// bill and the discrepancies are loaded twice (a reload), the events written
-// twice (a redelivery), and every answer stays exact.
+// 01B; WeChat's bill has those and 01C, an order wxpayd does not have, and
+// WeChat knows a refund R9 of 01B booked elsewhere, which an admin resolved
+// by hand. The bill and the discrepancies are loaded twice (a reload), the
+// events written twice (a redelivery), and every answer stays exact.
 func TestReconcileQueriesInTheDoc(t *testing.T) {
 	chAddr := itest.ClickHouse(t)
 	db := itest.Name("wxpayd_test")
@@ -41,8 +43,12 @@ func TestReconcileQueriesInTheDoc(t *testing.T) {
 			Amount: 1000, RefundAmount: 500, RefundedTotal: 500, OutRefundNo: "R1"},
 		{EventID: "reconcile:" + date + ":unknown_order:01C", Type: event.ReconcileDiscrepancy, OutTradeNo: "01C",
 			TimeMs: ms + 86400_000, Reason: "unknown_order", BillDate: date, WeChatAmount: 300, Alert: "x"},
+		{EventID: "reconcile:" + date + ":refund_missing_here:01B:R9", Type: event.ReconcileDiscrepancy, OutTradeNo: "01B",
+			OutRefundNo: "R9", TimeMs: ms + 86400_000, Reason: "refund_missing_here", BillDate: date, WeChatAmount: 200, Alert: "x"},
 		{EventID: "reconcile:" + date + ":completed:1", Type: event.ReconcileCompleted, TimeMs: ms + 86400_000,
-			BillDate: date, Reason: "run 1", Amount: 2999, WeChatAmount: 3299, Discrepancies: 1},
+			BillDate: date, Reason: "run 1", Amount: 2999, WeChatAmount: 3299, Discrepancies: 2},
+		{EventID: "reconcile:" + date + ":resolved:refund_missing_here:01B:R9", Type: event.ReconcileResolved, OutTradeNo: "01B",
+			OutRefundNo: "R9", TimeMs: ms + 2*86400_000, Reason: "WeChat ticket 7", BillDate: date, WeChatAmount: 200},
 	}
 	for i := range evs {
 		evs[i].V = event.Version
@@ -60,6 +66,8 @@ func TestReconcileQueriesInTheDoc(t *testing.T) {
 			WeChatAmount: 300, Detail: "not ours", FoundMs: ms, UpdatedMs: ms},
 		{Key: "payment_missing_here:01A", Class: "payment_missing_here", Status: "open", OutTradeNo: "01A",
 			OurState: "PREPAID", OurAmount: 1999, WeChatState: "SUCCESS", WeChatAmount: 1999, FoundMs: ms, UpdatedMs: ms},
+		{Key: "refund_missing_here:01B:R9", Class: "refund_missing_here", Status: "open", OutTradeNo: "01B", OutRefundNo: "R9",
+			OurState: "REFUNDED", WeChatState: "SUCCESS", WeChatAmount: 200, Detail: "booked elsewhere", FoundMs: ms, UpdatedMs: ms},
 	}
 	for range 2 {
 		if err := w.Write(ctx, evs); err != nil {
@@ -72,8 +80,10 @@ func TestReconcileQueriesInTheDoc(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The repair, loaded later: the latest load of a key wins.
+	// The repair and the resolution by hand, loaded later: the latest load
+	// of a key wins.
 	ds[1].Status, ds[1].UpdatedMs = "repaired", ms+1
+	ds[2].Status, ds[2].UpdatedMs = "resolved", ms+2
 	if err := l.LoadDiscrepancies(ctx, date, ds[1:]); err != nil {
 		t.Fatal(err)
 	}
@@ -84,12 +94,16 @@ func TestReconcileQueriesInTheDoc(t *testing.T) {
 		"open_discrepancies":     exact([][]string{{date, "unknown_order", "01C", "", "", "0", "SUCCESS", "300", "not ours"}}),
 		"discrepancies_per_day": exact([][]string{
 			{date, "payment_missing_here", "1", "0", "1", "0"},
+			{date, "refund_missing_here", "1", "0", "0", "1"},
 			{date, "unknown_order", "1", "1", "0", "0"},
 		}),
+		"resolved_by_hand":            exact([][]string{{date, "refund_missing_here", "01B", "R9", "WeChat ticket 7", fmt.Sprint(ms + 2*86400_000)}}),
 		"bill_payments_not_paid_here": exact([][]string{{date, "01C", "T3", "300", "", "0"}}),
 		"reconcile_events": exact([][]string{
 			{"reconcile.completed", "run 1", "1"},
+			{"reconcile.discrepancy", "refund_missing_here", "1"},
 			{"reconcile.discrepancy", "unknown_order", "1"},
+			{"reconcile.resolved", "WeChat ticket 7", "1"},
 		}),
 		"fees_per_order": func(t *testing.T, got [][]string) {
 			exact([][]string{
