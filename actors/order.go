@@ -321,7 +321,7 @@ func (a *orderActor) startCall(kind callKind, r *store.Refund, apply *wxpay.Abno
 		}
 	case callClose:
 		fn = func(ctx context.Context) OrderMessage {
-			return &CloseDone{OutTradeNo: otn, Err: s.wechat.Close(ctx, otn)}
+			return &CloseDone{OutTradeNo: otn, Err: s.wechat.CloseOrder(ctx, otn)}
 		}
 	case callRefund:
 		req := &wxpay.RefundRequest{

@@ -23,7 +23,7 @@ import (
 type WeChat interface {
 	Prepay(ctx context.Context, req *wxpay.PrepayRequest) (wxpay.PrepayResponse, error)
 	QueryByOutTradeNo(ctx context.Context, outTradeNo string) (wxpay.Transaction, error)
-	Close(ctx context.Context, outTradeNo string) error
+	CloseOrder(ctx context.Context, outTradeNo string) error
 	CreateRefund(ctx context.Context, req *wxpay.RefundRequest) (wxpay.Refund, error)
 	QueryRefund(ctx context.Context, outRefundNo string) (wxpay.Refund, error)
 	ApplyAbnormalRefund(ctx context.Context, refundID string, req *wxpay.AbnormalRefundRequest) (wxpay.Refund, error)

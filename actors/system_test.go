@@ -68,7 +68,7 @@ func (w *scriptedWeChat) QueryByOutTradeNo(_ context.Context, otn string) (wxpay
 	return tx, nil
 }
 
-func (w *scriptedWeChat) Close(_ context.Context, otn string) error {
+func (w *scriptedWeChat) CloseOrder(_ context.Context, otn string) error {
 	w.closes.Add(1)
 	if w.closeErr != nil {
 		return w.closeErr

@@ -157,7 +157,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	}
 	var pay interface {
 		actors.WeChat
-		Shutdown(context.Context) error
+		Close(context.Context) error
 	}
 	var paySigner PaySigner = signer
 	notifyPath, notifyParser := "/wxpay/v3/notify", wxpay.NewNotifyParser(verifier, aead)
@@ -241,8 +241,8 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		<-done
 		<-done
 		_ = sm.Close(c)
-		_ = pay.Shutdown(c)
-		_ = login.Shutdown(c)
+		_ = pay.Close(c)
+		_ = login.Close(c)
 		_ = s.st.Close()
 	}
 	t.Cleanup(s.stop)

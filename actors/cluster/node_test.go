@@ -46,7 +46,7 @@ func (w *heldWeChat) Prepay(ctx context.Context, req *wxpay.PrepayRequest) (wxpa
 func (w *heldWeChat) QueryByOutTradeNo(context.Context, string) (wxpay.Transaction, error) {
 	return wxpay.Transaction{TradeState: wxpay.TradeStateNotPay}, nil
 }
-func (w *heldWeChat) Close(context.Context, string) error { return nil }
+func (w *heldWeChat) CloseOrder(context.Context, string) error { return nil }
 func (w *heldWeChat) CreateRefund(context.Context, *wxpay.RefundRequest) (wxpay.Refund, error) {
 	return wxpay.Refund{}, errors.New("not in this test")
 }

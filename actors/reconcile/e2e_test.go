@@ -201,8 +201,8 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		cancel()
 		wg.Wait()
 		_ = sm.Close(c)
-		_ = s.pay.Shutdown(c)
-		_ = login.Shutdown(c)
+		_ = s.pay.Close(c)
+		_ = login.Close(c)
 		_ = s.st.Close()
 	})
 	return s

@@ -29,7 +29,7 @@ func billClient(t testing.TB, ts *testSim) *wxclient.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Shutdown(context.Background()) })
+	t.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
 

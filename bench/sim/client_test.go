@@ -32,7 +32,7 @@ func TestWxpayClient(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.Shutdown(ctx)
+			defer c.Close(ctx)
 			m := newMerchant(t, ts.Server, nil)
 			req := &wxpay.PrepayRequest{
 				AppID: id.AppID, MchID: id.MchID, Description: "wxpayd", OutTradeNo: "CLIENT0001", NotifyURL: m.url,
@@ -68,7 +68,7 @@ func TestWxpayClient(t *testing.T) {
 			if _, err := c.Prepay(ctx, req); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Close(ctx, "CLIENT0002"); err != nil {
+			if err := c.CloseOrder(ctx, "CLIENT0002"); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := c.QueryByOutTradeNo(ctx, "NOSUCH0001"); err == nil {
@@ -88,7 +88,7 @@ func TestWxpayClient(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer lc.Shutdown(ctx)
+			defer lc.Close(ctx)
 			s, err := lc.Code2Session(ctx, "code-client.1")
 			if err != nil || s.OpenID != OpenID(id.AppID, "code-client") || s.SessionKey == "" {
 				t.Fatalf("%v %v", s, err)

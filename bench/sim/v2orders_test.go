@@ -87,7 +87,7 @@ func v2Client(t *testing.T, ts *testSim, st wxpay.V2SignType, refundURL string, 
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c.Shutdown(ctx)
+		c.Close(ctx)
 	})
 	return c
 }
@@ -123,13 +123,13 @@ func TestV2OrderLifecycle(t *testing.T) {
 			if tx, err := c.QueryByOutTradeNo(ctx, closed); err != nil || tx.TradeState != wxpay.TradeStateNotPay || tx.Amount.Total != 1999 {
 				t.Fatalf("query: %+v %v", tx, err)
 			}
-			if err := c.Close(ctx, closed); err != nil {
+			if err := c.CloseOrder(ctx, closed); err != nil {
 				t.Fatal(err)
 			}
 			if tx, _ := c.QueryByOutTradeNo(ctx, closed); tx.TradeState != wxpay.TradeStateClosed {
 				t.Fatalf("after close: %+v", tx)
 			}
-			wantV2Code(t, c.Close(ctx, closed), 400, wxpay.CodeOrderClosed, true)
+			wantV2Code(t, c.CloseOrder(ctx, closed), 400, wxpay.CodeOrderClosed, true)
 			_, err := c.Prepay(ctx, v2Prepay(closed, "oV2Buyer", n.url+"/pay", 1999))
 			wantV2Code(t, err, 400, wxpay.CodeOrderClosed, true)
 			_, err = c.QueryByOutTradeNo(ctx, "NOSUCHORDER1")
@@ -153,7 +153,7 @@ func TestV2OrderLifecycle(t *testing.T) {
 				tx.Payer.OpenID != "oV2Buyer" || tx.SuccessTime == "" || tx.AppID != ts.Identity().AppID {
 				t.Fatalf("query paid: %+v %v", tx, err)
 			}
-			wantV2Code(t, c.Close(ctx, paid), 400, wxpay.CodeOrderPaid, true)
+			wantV2Code(t, c.CloseOrder(ctx, paid), 400, wxpay.CodeOrderPaid, true)
 			req := &wxpay.RefundRequest{OutTradeNo: paid, OutRefundNo: paid + "-R1", Reason: "退货",
 				NotifyURL: "http://ignored.invalid/x", Amount: wxpay.RefundAmount{Refund: 500, Total: 1999}}
 			rf, err := c.CreateRefund(ctx, req)
@@ -290,7 +290,7 @@ func TestV2Faults(t *testing.T) {
 	if err := ts.SetFaults("close.lost=1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, def := wxclient.Outcome(c.Close(ctx, o)); def {
+	if _, def := wxclient.Outcome(c.CloseOrder(ctx, o)); def {
 		t.Fatal("a lost close answered definitively")
 	}
 	ts.SetFaults("")

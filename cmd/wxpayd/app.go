@@ -237,7 +237,7 @@ func (a *app) release() {
 	}
 	errs = append(errs, a.shutdownWeChat(ctx))
 	if a.login != nil {
-		errs = append(errs, a.login.Shutdown(ctx))
+		errs = append(errs, a.login.Close(ctx))
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())
@@ -359,7 +359,7 @@ func (a *app) shutdown() error {
 	a.events.stopBroker()
 	// 5. Close the WeChat clients and the store (flushes Pebble).
 	step("wechat", 5*time.Second, a.shutdownWeChat)
-	step("login", 5*time.Second, a.login.Shutdown)
+	step("login", 5*time.Second, a.login.Close)
 	step("store", 10*time.Second, func(context.Context) error { return a.store.Close() })
 	return errors.Join(errs...)
 }

@@ -278,10 +278,10 @@ func (v2NoBills) DownloadBill(context.Context, wxpay.BillInfo) (io.ReadCloser, e
 func (a *app) shutdownWeChat(ctx context.Context) error {
 	var errs []error
 	if a.pay != nil {
-		errs = append(errs, a.pay.Shutdown(ctx))
+		errs = append(errs, a.pay.Close(ctx))
 	}
 	if a.pay2 != nil {
-		errs = append(errs, a.pay2.Shutdown(ctx))
+		errs = append(errs, a.pay2.Close(ctx))
 	}
 	return errors.Join(errs...)
 }

@@ -122,7 +122,7 @@ func (c *Client) billInfo(ctx context.Context, op, path string, gzip bool) (wxpa
 // when it has none (not Config.Timeout); when the deadline passes or the
 // context ends the stream is cut. The caller must Close the stream; it
 // holds a pooled connection until then, or until the end of the bill or
-// the deadline, and Shutdown waits for it. A non-2xx answer is a
+// the deadline, and Close waits for it. A non-2xx answer is a
 // *wxpay.APIError (WeChat's JSON error; wrapped with ErrUnsignedResponse
 // when it does not verify). The stream is not safe for concurrent Reads;
 // Close may be called from any goroutine.

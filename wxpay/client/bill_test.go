@@ -453,7 +453,7 @@ func TestDownloadBillEndsWithItsContextOrDeadline(t *testing.T) {
 			}
 			sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer scancel()
-			if err := c.Shutdown(sctx); err != nil {
+			if err := c.Close(sctx); err != nil {
 				t.Fatalf("Shutdown waits for the cut download: %v", err)
 			}
 		})
@@ -483,7 +483,7 @@ func TestDownloadBillEndsWithItsContextOrDeadline(t *testing.T) {
 		}
 		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer scancel()
-		if err := c.Shutdown(sctx); err != nil {
+		if err := c.Close(sctx); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.DownloadBill(context.Background(), info); !errors.Is(err, ErrClosed) {
@@ -502,7 +502,7 @@ func TestDownloadBillEndsWithItsContextOrDeadline(t *testing.T) {
 		}
 		sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer scancel()
-		if err := c.Shutdown(sctx); err != nil {
+		if err := c.Close(sctx); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := rc.Read(make([]byte, 1)); !errors.Is(err, ErrTimeout) {

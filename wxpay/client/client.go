@@ -26,7 +26,7 @@ const (
 // Client calls the WeChat Pay merchant APIv3: it signs every request with
 // the merchant key and verifies every answer with WeChat's keys. A Client
 // is safe for concurrent use; it holds a bounded connection pool, so build
-// one per process and share it. Shutdown releases it.
+// one per process and share it. Close releases it.
 type Client struct {
 	t         *transport
 	signer    *wxpay.Signer
@@ -64,11 +64,11 @@ func New(cfg Config, signer *wxpay.Signer, verifier *wxpay.Verifier, opts ...Opt
 	return &Client{t: t, signer: signer, verifier: verifier}, nil
 }
 
-// Shutdown refuses new calls (they fail with ErrClosed), waits until ctx
+// Close refuses new calls (they fail with ErrClosed), waits until ctx
 // ends for the calls and goroutines in flight (each bounded by its
 // deadline), and closes idle connections. It is idempotent and safe for
-// concurrent use. (Close is the WeChat API that closes an order.)
-func (c *Client) Shutdown(ctx context.Context) error { return c.t.close(ctx) }
+// concurrent use. (CloseOrder is the WeChat API that closes an order.)
+func (c *Client) Close(ctx context.Context) error { return c.t.close(ctx) }
 
 // Prepay creates a JSAPI / Mini Program order: POST
 // /v3/pay/transactions/jsapi. An empty req.MchID takes the signer's; another
@@ -150,10 +150,10 @@ func (c *Client) QueryByOutTradeNo(ctx context.Context, outTradeNo string) (wxpa
 	return out, err
 }
 
-// Close closes an unpaid order: POST
+// CloseOrder closes an unpaid order: POST
 // /v3/pay/transactions/out-trade-no/{no}/close with {"mchid":...}. WeChat
 // answers 204 with an empty, signed body; any verified 2xx is success.
-func (c *Client) Close(ctx context.Context, outTradeNo string) error {
+func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) error {
 	const op = "close"
 	if !wxpay.ValidOutTradeNo(outTradeNo) {
 		return fmt.Errorf("wxpay client: %s: %w: out_trade_no %.40q", op, ErrInvalidRequest, outTradeNo)

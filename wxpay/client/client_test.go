@@ -206,7 +206,7 @@ func TestCloseOrder(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	c := newTestClient(t, f, Config{}, nil)
-	if err := c.Close(context.Background(), "1217752501201407033233368018"); err != nil {
+	if err := c.CloseOrder(context.Background(), "1217752501201407033233368018"); err != nil {
 		t.Fatal(err)
 	}
 	r := f.lastRequest(t)
@@ -221,7 +221,7 @@ func TestCloseOrder(t *testing.T) {
 		f.setRoute("POST", pathOutTradeNo+"ORDER000009/close", func(*recorded) (int, []byte, answerOpts) {
 			return 204, nil, answerOpts{unsigned: true}
 		})
-		err := c.Close(context.Background(), "ORDER000009")
+		err := c.CloseOrder(context.Background(), "ORDER000009")
 		if !errors.Is(err, ErrUnsignedResponse) || !errors.Is(err, wxpay.ErrMissingHeader) {
 			t.Fatalf("err = %v", err)
 		}
@@ -230,7 +230,7 @@ func TestCloseOrder(t *testing.T) {
 		f.setRoute("POST", pathOutTradeNo+"ORDER000010/close", func(*recorded) (int, []byte, answerOpts) {
 			return 204, nil, answerOpts{signature: mustSign(t, f.keys.a, "{}")}
 		})
-		err := c.Close(context.Background(), "ORDER000010")
+		err := c.CloseOrder(context.Background(), "ORDER000010")
 		if !errors.Is(err, wxpay.ErrBadSignature) {
 			t.Fatalf("err = %v", err)
 		}
@@ -477,7 +477,7 @@ func TestTimeoutsAndCancellation(t *testing.T) {
 		c := newTestClient(t, f, Config{}, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if err := c.Close(ctx, "ORDER000001"); !errors.Is(err, context.Canceled) {
+		if err := c.CloseOrder(ctx, "ORDER000001"); !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v", err)
 		}
 		if f.hits.Load() != 0 {
@@ -565,7 +565,7 @@ func TestObserverAndShutdown(t *testing.T) {
 	ctx := context.Background()
 	_, _ = c.Prepay(ctx, prepayRequest())
 	_, _ = c.QueryByOutTradeNo(ctx, "ORDER000001")
-	_ = c.Close(ctx, "ORDER000001")
+	_ = c.CloseOrder(ctx, "ORDER000001")
 	_, _ = c.QueryRefund(ctx, "R1")
 	_, _ = c.Certificates(ctx, f.keys.aead)
 	mu.Lock()
@@ -586,10 +586,10 @@ func TestObserverAndShutdown(t *testing.T) {
 
 	sctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := c.Shutdown(sctx); err != nil {
+	if err := c.Close(sctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Shutdown(sctx); err != nil {
+	if err := c.Close(sctx); err != nil {
 		t.Fatalf("a second Shutdown: %v", err)
 	}
 	if _, err := c.Prepay(ctx, prepayRequest()); !errors.Is(err, ErrClosed) {

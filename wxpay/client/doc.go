@@ -59,6 +59,6 @@
 // # Concurrency
 //
 // Client, CertRefresher and LoginClient are safe for concurrent use.
-// Shutdown refuses new calls and waits for calls and goroutines in flight
+// Close refuses new calls and waits for calls and goroutines in flight
 // (Client.Close is the WeChat API that closes an order).
 package client

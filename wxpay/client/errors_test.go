@@ -85,7 +85,7 @@ func TestOutcomeOfClientErrors(t *testing.T) {
 		{"an invalid out_trade_no", "bad", OutcomeNotSent, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := c.Close(context.Background(), tc.no)
+			err := c.CloseOrder(context.Background(), tc.no)
 			if code, definitive := Outcome(err); code != tc.code || definitive != tc.definitive {
 				t.Fatalf("Outcome(%v) = %q, %v; want %q, %v", err, code, definitive, tc.code, tc.definitive)
 			}
@@ -93,10 +93,10 @@ func TestOutcomeOfClientErrors(t *testing.T) {
 	}
 	t.Run("a client that was shut down", func(t *testing.T) {
 		closed := newTestClient(t, f, Config{}, nil)
-		if err := closed.Shutdown(context.Background()); err != nil {
+		if err := closed.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		err := closed.Close(context.Background(), "ORDER000401")
+		err := closed.CloseOrder(context.Background(), "ORDER000401")
 		if code, definitive := Outcome(err); code != OutcomeNotSent || !definitive {
 			t.Fatalf("Outcome(%v) = %q, %v", err, code, definitive)
 		}

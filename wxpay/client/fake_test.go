@@ -554,7 +554,7 @@ func newTestClient(t testing.TB, f *fakeWeChat, cfg Config, keys *wxpay.KeySet, 
 		f.releaseAll() // abandoned exchanges end once the fake answers
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := c.Shutdown(ctx); err != nil {
+		if err := c.Close(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
 	})

@@ -177,9 +177,9 @@ func NewLoginClient(cfg LoginConfig, opts ...Option) (*LoginClient, error) {
 	return &LoginClient{t: t, appID: cfg.AppID, secret: secret}, nil
 }
 
-// Shutdown refuses new calls, waits until ctx ends for calls in flight and
+// Close refuses new calls, waits until ctx ends for calls in flight and
 // closes idle connections. It is idempotent and safe for concurrent use.
-func (l *LoginClient) Shutdown(ctx context.Context) error { return l.t.close(ctx) }
+func (l *LoginClient) Close(ctx context.Context) error { return l.t.close(ctx) }
 
 // Code2Session exchanges a wx.login code: GET
 // /sns/jscode2session?appid=&secret=&js_code=&grant_type=authorization_code.

@@ -72,7 +72,7 @@ func newTestLoginClient(t *testing.T, f *fakeWeChat, cfg LoginConfig, opts ...Op
 		f.releaseAll()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = l.Shutdown(ctx)
+		_ = l.Close(ctx)
 	})
 	return l
 }

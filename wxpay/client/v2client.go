@@ -75,7 +75,7 @@ type V2Config struct {
 //   - an unreadable or unexpected reply: ErrBadResponse.
 //
 // Refunds go to SecureBaseURL over TLS with the client certificate. A
-// V2Client is safe for concurrent use; Shutdown releases it.
+// V2Client is safe for concurrent use; Close releases it.
 type V2Client struct {
 	m         *wxpay.V2Merchant
 	t         *transport // /pay/*
@@ -148,9 +148,9 @@ func newV2Transport(cfg V2Config, base baseURL, o options, cert *tls.Certificate
 	return t
 }
 
-// Shutdown refuses new calls, waits until ctx ends for the calls in
-// flight and closes idle connections; see (*Client).Shutdown.
-func (c *V2Client) Shutdown(ctx context.Context) error {
+// Close refuses new calls, waits until ctx ends for the calls in flight
+// and closes idle connections; see (*Client).Close.
+func (c *V2Client) Close(ctx context.Context) error {
 	errs := []error{c.t.close(ctx)}
 	if c.secure != nil {
 		errs = append(errs, c.secure.close(ctx))
@@ -208,10 +208,10 @@ func (c *V2Client) QueryByOutTradeNo(ctx context.Context, outTradeNo string) (wx
 	return t, nil
 }
 
-// Close closes an unpaid order: POST /pay/closeorder. ORDERPAID and
+// CloseOrder closes an unpaid order: POST /pay/closeorder. ORDERPAID and
 // ORDERCLOSED come back as the APIErrors of APIv3 (CodeOrderPaid,
 // CodeOrderClosed).
-func (c *V2Client) Close(ctx context.Context, outTradeNo string) error {
+func (c *V2Client) CloseOrder(ctx context.Context, outTradeNo string) error {
 	const op = "close"
 	body, err := c.m.CloseOrder(outTradeNo, wxpay.NewNonce())
 	if err != nil {
