@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wxpayd/wxpayd/actors/event"
 )
@@ -218,5 +219,35 @@ func TestBlockCacheSurvivesMemtables(t *testing.T) {
 	t.Logf("second pass: %d cache hits, %d misses", hits, misses)
 	if hits < 4*misses {
 		t.Fatalf("second pass: %d cache hits, %d misses (cache %+v)", hits, misses, after)
+	}
+}
+
+// Settle leaves nothing in the memtables to flush and no compaction
+// running or owed.
+func TestSettleFlushesAndWaitsForCompactions(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.TempDir(), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < 2000; i++ {
+		o := Order{OutTradeNo: fmt.Sprintf("00SETTLE%06d", i), OpenID: "o", State: StatePrepaid, Seq: 1, CreatedMs: int64(i)}
+		w := s.NewWrite()
+		w.PutOrder(&o)
+		if err := w.CommitRelaxed(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := s.Metrics().Flush.Count
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := s.Metrics()
+	if m.Flush.Count <= before || m.Compact.NumInProgress != 0 || m.Compact.EstimatedDebt != 0 {
+		t.Fatalf("after Settle: flushes %d (were %d), compactions in progress %d, debt %d",
+			m.Flush.Count, before, m.Compact.NumInProgress, m.Compact.EstimatedDebt)
 	}
 }
