@@ -280,6 +280,37 @@ func (p *billParser) malformed(format string, a ...any) bool {
 }
 
 // readHeader reads the header row into p.names.
+// billLayout is what a bill's reader adds to billParser: mapping the
+// header to its columns, decoding a row, and checking the summary.
+type billLayout interface {
+	layout() bool
+	parseRow() bool
+	finish() bool
+}
+
+// advance is a reader's Next: the header (mapped by b) first, then one
+// data row, or the summary that ends the bill.
+func (p *billParser) advance(b billLayout, summaryNames []string) bool {
+	switch p.state {
+	case bpHeader:
+		if !p.readHeader() || !b.layout() {
+			return false
+		}
+		p.state = bpRows
+		fallthrough
+	case bpRows:
+		summary, ok := p.nextData(summaryNames)
+		if !ok {
+			return false
+		}
+		if !summary {
+			return b.parseRow()
+		}
+		return b.finish()
+	}
+	return false
+}
+
 func (p *billParser) readHeader() bool {
 	line, ok, err := p.lines.next()
 	if err != nil {
@@ -390,26 +421,7 @@ func NewTradeBillReader(r io.Reader, want BillType) *TradeBillReader {
 }
 
 // Next advances to the next row; false at the end or on an error.
-func (p *TradeBillReader) Next() bool {
-	switch p.state {
-	case bpHeader:
-		if !p.readHeader() || !p.layout() {
-			return false
-		}
-		p.state = bpRows
-		fallthrough
-	case bpRows:
-		summary, ok := p.nextData(tradeSummaryNames)
-		if !ok {
-			return false
-		}
-		if !summary {
-			return p.parseRow()
-		}
-		return p.finish()
-	}
-	return false
-}
+func (p *TradeBillReader) Next() bool { return p.advance(p, tradeSummaryNames) }
 
 // layout maps the header in p.names to a bill type and column order.
 func (p *TradeBillReader) layout() bool {
@@ -641,26 +653,7 @@ func NewFundFlowBillReader(r io.Reader) *FundFlowBillReader {
 }
 
 // Next advances to the next row; false at the end or on an error.
-func (p *FundFlowBillReader) Next() bool {
-	switch p.state {
-	case bpHeader:
-		if !p.readHeader() || !p.layout() {
-			return false
-		}
-		p.state = bpRows
-		fallthrough
-	case bpRows:
-		summary, ok := p.nextData(fundSummaryNames)
-		if !ok {
-			return false
-		}
-		if !summary {
-			return p.parseRow()
-		}
-		return p.finish()
-	}
-	return false
-}
+func (p *FundFlowBillReader) Next() bool { return p.advance(p, fundSummaryNames) }
 
 func (p *FundFlowBillReader) layout() bool {
 	var seen [numFundCols]bool
