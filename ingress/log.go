@@ -86,12 +86,16 @@ func redactHTTPLog(s string) string {
 			i = end
 			continue
 		}
-		c := s[i]
-		if c < 0x20 || c == 0x7f {
-			c = ' '
-		}
-		b = append(b, c)
+		b = append(b, s[i])
 		i++
+	}
+	// One pass for control characters, whichever branch copied them (the
+	// tab between a credential's name and its value, too). No byte of a
+	// multi-byte UTF-8 sequence is below 0x80, so runes stay whole.
+	for k, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[k] = ' '
+		}
 	}
 	if len(b) > maxHTTPLogDetail {
 		n := maxHTTPLogDetail

@@ -182,6 +182,7 @@ func TestRedactHTTPLog(t *testing.T) {
 		{"an escaped quote does not end a value", `Cookie: a=\"x\" b=secretvalue`,
 			nil, []string{"secretvalue"}},
 		{"control characters", "line one\r\nline two\x00", []string{"line one  line two "}, []string{"\r", "\n", "\x00"}},
+		{"a tab after a credential's name", "session\t", []string{"session "}, []string{"\t"}},
 		{"ordinary errors stay readable",
 			`The number of connections from 10.0.0.7 exceeds MaxConnsPerIP=128`,
 			[]string{"The number of connections from 10.0.0.7 exceeds MaxConnsPerIP=128"}, nil},
