@@ -395,21 +395,22 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) string {
 			s.admin(c, s.withReconciler(func(c *fasthttp.RequestCtx) { s.reconciliation(c, date) }))
 		})
 	case path == "/healthz":
-		ctx.SetStatusCode(fasthttp.StatusOK)
-		ctx.SetBodyString("ok\n")
-		return routeHealth
+		return s.operations(ctx, method, routeHealth, func(c *fasthttp.RequestCtx) {
+			c.SetStatusCode(fasthttp.StatusOK)
+			c.SetBodyString("ok\n")
+		})
 	case path == "/readyz":
-		if s.ready.Load() && !s.draining.Load() {
-			ctx.SetStatusCode(fasthttp.StatusOK)
-			ctx.SetBodyString("ready\n")
-		} else {
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBodyString("not ready\n")
-		}
-		return routeHealth
+		return s.operations(ctx, method, routeHealth, func(c *fasthttp.RequestCtx) {
+			if s.ready.Load() && !s.draining.Load() {
+				c.SetStatusCode(fasthttp.StatusOK)
+				c.SetBodyString("ready\n")
+			} else {
+				c.SetStatusCode(fasthttp.StatusServiceUnavailable)
+				c.SetBodyString("not ready\n")
+			}
+		})
 	case path == "/metrics":
-		s.metrics.serve(ctx)
-		return routeMetrics
+		return s.operations(ctx, method, routeMetrics, s.metrics.serve)
 	case path == "/openapi.json":
 		return s.only(ctx, method, "GET", routeOpenAPI, s.serveOpenAPI)
 	}
@@ -421,6 +422,19 @@ func (s *Server) only(ctx *fasthttp.RequestCtx, method, want, route string, h fa
 	if method != want {
 		ctx.Response.Header.Set("Allow", want)
 		s.fail(ctx, answer{fasthttp.StatusMethodNotAllowed, codeMethod, "use " + want, 0})
+		return route
+	}
+	h(ctx)
+	return route
+}
+
+// operations serves a probe or the metrics: GET, or HEAD, which fasthttp
+// answers with the same status and headers and no body (wget --spider,
+// some load balancers' checks).
+func (s *Server) operations(ctx *fasthttp.RequestCtx, method, route string, h fasthttp.RequestHandler) string {
+	if method != fasthttp.MethodGet && method != fasthttp.MethodHead {
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
+		s.fail(ctx, answer{fasthttp.StatusMethodNotAllowed, codeMethod, "use GET or HEAD", 0})
 		return route
 	}
 	h(ctx)
