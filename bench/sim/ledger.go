@@ -145,13 +145,16 @@ type Ledger struct {
 
 // LedgerOrder is one order in WeChat's books.
 type LedgerOrder struct {
-	OutTradeNo    string         `json:"out_trade_no"`
-	TradeState    string         `json:"trade_state"` // wxpay.TradeState*, or NOT_EXIST
-	Total         int64          `json:"total"`
-	OpenID        string         `json:"openid"`      // the prepay's payer.openid (APIv2: openid)
-	Description   string         `json:"description"` // the prepay's description (APIv2: body)
-	Attach        string         `json:"attach"`      // the prepay's attach
-	PaidTotal     int64          `json:"paid_total"`  // total if paid, else 0
+	OutTradeNo  string `json:"out_trade_no"`
+	TradeState  string `json:"trade_state"` // wxpay.TradeState*, or NOT_EXIST
+	Total       int64  `json:"total"`
+	OpenID      string `json:"openid"`      // the prepay's payer.openid (APIv2: openid)
+	Description string `json:"description"` // the prepay's description (APIv2: body)
+	Attach      string `json:"attach"`      // the prepay's attach
+	// PayerClientIP is the first prepay's scene_info.payer_client_ip
+	// (APIv2: spbill_create_ip); empty when it sent none.
+	PayerClientIP string         `json:"payer_client_ip,omitempty"`
+	PaidTotal     int64          `json:"paid_total"` // total if paid, else 0
 	TransactionID string         `json:"transaction_id"`
 	Refunded      int64          `json:"refunded"` // sum of SUCCESS refunds
 	Refunds       []LedgerRefund `json:"refunds"`
@@ -199,7 +202,7 @@ func (c *callLog) ledger() (LedgerCalls, LedgerTimes) {
 func (o *order) ledger() LedgerOrder {
 	l := LedgerOrder{
 		OutTradeNo: o.outTradeNo, TradeState: o.state, Total: o.total, OpenID: o.openID, Description: o.desc,
-		Attach: o.attach, TransactionID: o.txnID, Refunded: o.refunded, Refunds: make([]LedgerRefund, 0, len(o.refunds)),
+		Attach: o.attach, PayerClientIP: o.payerIP, TransactionID: o.txnID, Refunded: o.refunded, Refunds: make([]LedgerRefund, 0, len(o.refunds)),
 	}
 	if o.txnID != "" {
 		l.PaidTotal = o.total

@@ -81,6 +81,7 @@ type order struct {
 	notifyURL  string
 	goodsTag   string
 	openID     string
+	payerIP    string // the first prepay's scene_info.payer_client_ip (APIv2: spbill_create_ip)
 	total      int64
 	currency   string
 	created    time.Time
@@ -314,6 +315,9 @@ func (s *Server) prepay(r *v3req) (int, []byte, *apiError) {
 		mchID: b.MchID, appID: b.AppID, outTradeNo: b.OutTradeNo, desc: b.Description, attach: b.Attach,
 		notifyURL: b.NotifyURL, goodsTag: b.GoodsTag, openID: b.Payer.OpenID, total: b.Amount.Total,
 		currency: cur, created: r.now, expire: expire,
+	}
+	if b.SceneInfo != nil {
+		o.payerIP = b.SceneInfo.PayerClientIP
 	}
 	prepayID, e := s.createOrReuse(o, r.now, func(old *order) bool { return old.sameParams(&b) })
 	if e == errOverloaded {

@@ -29,7 +29,6 @@ func newV2State(id *Identity) (*v2State, error) {
 // v2Order is what an APIv2 order adds to order.
 type v2Order struct {
 	signType wxpay.V2SignType
-	spbillIP string
 }
 
 // v2 return_msg texts and err_code values.
@@ -290,8 +289,8 @@ func (s *Server) v2Create(p map[string]string, st wxpay.V2SignType, now time.Tim
 	o := &order{
 		mchID: s.id.MchID, appID: s.id.AppID, outTradeNo: p["out_trade_no"], desc: p["body"],
 		attach: p["attach"], notifyURL: p["notify_url"], goodsTag: p["goods_tag"], openID: p["openid"],
-		total: total, currency: "CNY", created: now, expire: expire,
-		v2: &v2Order{signType: st, spbillIP: p["spbill_create_ip"]},
+		total: total, currency: "CNY", created: now, expire: expire, payerIP: p["spbill_create_ip"],
+		v2: &v2Order{signType: st},
 	}
 	id, e := s.createOrReuse(o, now, func(old *order) bool {
 		return old.v2 != nil && old.desc == o.desc && old.attach == o.attach && old.notifyURL == o.notifyURL &&
