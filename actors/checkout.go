@@ -41,6 +41,9 @@ type Checkout struct {
 	// ExpiresIn is the unpaid order's life (its time_expire at WeChat);
 	// 0 takes Config.OrderTTL. At least MinCheckoutTTL.
 	ExpiresIn time.Duration
+	// ClientIP is the buyer's IP as the shop saw it (empty: unknown), kept
+	// as the order's PayerClientIP; not part of what a replay must match.
+	ClientIP string
 }
 
 func (m *Checkout) orderKey() string { return m.OutTradeNo }
@@ -100,7 +103,7 @@ func createCheckout(m *Checkout, ttl time.Duration, env Env) Outcome {
 	o := Outcome{Order: store.Order{
 		OutTradeNo: m.OutTradeNo, State: store.StateCreated, OpenID: m.OpenID, Description: m.Description,
 		Total: m.Amount, Currency: "CNY", ShopOrderID: m.ShopOrderID, Attach: m.Attach,
-		LineItems: slices.Clone(m.LineItems), RequestHash: checkoutHash(m),
+		LineItems: slices.Clone(m.LineItems), RequestHash: checkoutHash(m), PayerClientIP: m.ClientIP,
 		CreatedMs: env.Now.UnixMilli(), ExpiresMs: env.Now.Add(ttl).UnixMilli(),
 	}}
 	o.emit(event.OrderCreated, env, nil)
@@ -109,7 +112,8 @@ func createCheckout(m *Checkout, ttl time.Duration, env Env) Outcome {
 }
 
 // checkoutHash is the fingerprint of what a Checkout asks for: every field
-// but the order number, each length-prefixed so no two requests share an
+// but the order number and the buyer's IP (a retry may come by another
+// route), each length-prefixed so no two requests share an
 // encoding. A replay must match it exactly (ExpiresIn as sent, not the
 // expiry it led to: a replay an hour later asks for the same thing).
 func checkoutHash(m *Checkout) string {

@@ -108,7 +108,7 @@ func create(m *Prepay, k *store.SKU, ttl time.Duration, env Env) Outcome {
 	o := Outcome{Order: store.Order{
 		OutTradeNo: m.OutTradeNo, State: store.StateCreated, OpenID: m.OpenID, SKU: m.SKU,
 		Description: k.Description, Quantity: m.Quantity, Total: m.Quantity * k.Price, Currency: "CNY",
-		IdemKey: m.IdemKey, CreatedMs: env.Now.UnixMilli(), ExpiresMs: env.Now.Add(ttl).UnixMilli(),
+		IdemKey: m.IdemKey, PayerClientIP: m.ClientIP, CreatedMs: env.Now.UnixMilli(), ExpiresMs: env.Now.Add(ttl).UnixMilli(),
 	}}
 	o.emit(event.OrderCreated, env, nil)
 	o.Status = StatusCreated

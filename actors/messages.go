@@ -26,6 +26,10 @@ type Prepay struct {
 	SKU        string
 	Quantity   int64
 	IdemKey    string
+	// ClientIP is the buyer's IP (empty: unknown); it is the order's
+	// store.Order.PayerClientIP when this Prepay creates it, and no part
+	// of what a replay must match.
+	ClientIP string
 	// Fast lets the SKU answer SoldOut from its published count without
 	// a message to its actor (requests without an Idempotency-Key).
 	Fast bool

@@ -136,6 +136,11 @@ func (a *orderActor) startPrepay(wait time.Duration, status Status, env Env) {
 		Amount: wxpay.Amount{Total: o.Total, Currency: "CNY"}, Payer: wxpay.Payer{OpenID: o.OpenID},
 		Detail: goodsDetail(o.LineItems),
 	}
+	if o.PayerClientIP != "" {
+		// The creator's IP, on every call of this order: a retried prepay
+		// asks for exactly what the first one did.
+		req.SceneInfo = &wxpay.SceneInfo{PayerClientIP: o.PayerClientIP}
+	}
 	timeout := cfg.PrepayTimeout
 	ok := s.prepays.submit(func() {
 		if wait > 0 {

@@ -55,6 +55,11 @@ type Order struct {
 	Total       int64  `json:"total"` // fen
 	Currency    string `json:"currency"`
 	IdemKey     string `json:"idempotency_key,omitempty"`
+	// PayerClientIP is the buyer's IP as the order's creator saw it, sent
+	// to WeChat with every prepay of the order (APIv3
+	// scene_info.payer_client_ip, APIv2 spbill_create_ip); empty: the
+	// client's configured address.
+	PayerClientIP string `json:"payer_client_ip,omitempty"`
 
 	// An order a shop created through the checkout API (actors.Checkout)
 	// has no SKU and holds no stock: the shop's own order id, its attach
@@ -140,6 +145,7 @@ func appendOrder(dst []byte, r *Order) []byte {
 	o.Int("total", r.Total)
 	o.Str("currency", r.Currency)
 	o.StrOmit("idempotency_key", r.IdemKey)
+	o.StrOmit("payer_client_ip", r.PayerClientIP)
 	o.StrOmit("shop_order_id", r.ShopOrderID)
 	o.StrOmit("attach", r.Attach)
 	if len(r.LineItems) > 0 {
@@ -294,6 +300,8 @@ func (o *Order) setField(key []byte, v jsonw.Value) bool {
 		return str(&o.Currency)
 	case "idempotency_key":
 		return str(&o.IdemKey)
+	case "payer_client_ip":
+		return str(&o.PayerClientIP)
 	case "shop_order_id":
 		return str(&o.ShopOrderID)
 	case "attach":
