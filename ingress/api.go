@@ -145,7 +145,7 @@ func (s *Server) createOrder(ctx *fasthttp.RequestCtx) {
 	defer cancel()
 	r, err := s.d.Router.Request(rctx, &actors.Prepay{
 		OutTradeNo: s.newOutTradeNo(openid, idem), OpenID: openid, SKU: req.SKU, Quantity: req.Quantity,
-		IdemKey: idem, Fast: fast,
+		IdemKey: idem, Fast: fast, ClientIP: s.clientIP(ctx),
 	})
 	if err != nil {
 		s.failErr(ctx, err)

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,6 +108,8 @@ type stackOpts struct {
 	wechatURL string
 	// store are the store's options (webhooks: bench_test.go)
 	store store.Options
+	// trustedProxies is Config.TrustedProxies.
+	trustedProxies []netip.Prefix
 }
 
 func newStack(t testing.TB, o stackOpts) *stack {
@@ -220,7 +223,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	reg := prometheus.NewRegistry()
 	if s.srv, err = New(Config{
 		AppID: id.AppID, MchID: id.MchID, SessionSecret: bytes.Repeat([]byte("s"), 32),
-		AdminToken: []byte(s.admin), ShopToken: []byte(shopToken), Now: s.clock.now,
+		AdminToken: []byte(s.admin), ShopToken: []byte(shopToken), Now: s.clock.now, TrustedProxies: o.trustedProxies,
 	}, Deps{
 		Actors: s.sys, Signer: paySigner, Notify: notifyParser, Login: login,
 		V2Key: v2key, Registry: reg, Gatherer: reg,

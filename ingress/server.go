@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,11 @@ type Config struct {
 	// call /api/v1/ across origins, e.g. wxpaysim's Mini Program simulator
 	// page; empty (the default) answers no CORS. See cors.go.
 	CORSOrigins []string
+	// TrustedProxies are the reverse proxies and load balancers in front
+	// of the server: from a peer in one of them, the buyer's IP is read
+	// from X-Forwarded-For (clientip.go); from any other peer the header
+	// is ignored. Empty (the default): the TCP peer is the buyer.
+	TrustedProxies []netip.Prefix
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives one line per notable event (default slog.Default).

@@ -201,10 +201,14 @@ func (a *app) openState(v values, id *identity, orders actors.Config, hooks *web
 	if a.recon, err = a.newReconciler(v); err != nil {
 		return err
 	}
+	proxies, err := v.prefixes("WXPAYD_TRUSTED_PROXIES")
+	if err != nil {
+		return err
+	}
 	if a.srv, err = ingress.New(ingress.Config{
 		AppID: v["WXPAY_APPID"], MchID: v["WXPAY_MCHID"],
 		SessionSecret: id.sessionSecret, AdminToken: id.adminToken, ShopToken: id.shopToken, ShardPrefix: v["WXPAYD_SHARD"], Logger: a.log,
-		CORSOrigins: v.list("WXPAYD_CORS_ORIGINS"),
+		CORSOrigins: v.list("WXPAYD_CORS_ORIGINS"), TrustedProxies: proxies,
 	}, ingress.Deps{
 		Actors: a.sys, Router: router, Signer: id.paySigner(), Notify: id.notifyParser(),
 		V2Key: id.v2key, Login: a.login, Registry: a.registry, Gatherer: a.registry,

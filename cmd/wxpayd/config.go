@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"sort"
 	"strconv"
@@ -38,7 +39,7 @@ var settings = []setting{
 	{"WXPAY_APICLIENT_P12_FILE", "", "APIv2: apiclient_cert.p12 instead of the PEM pair; its password is the mch_id"},
 	{"WXPAY_V2_SECAPI_BASE", "", "APIv2: base URL of /secapi/ (refunds, client certificate TLS); empty: WXPAY_API_BASE"},
 	{"WXPAY_API_CA_FILE", "", "APIv2: PEM CA certificates trusted for WeChat's API hosts besides the system roots (wxpaysim's TLS listener)"},
-	{"WXPAY_V2_SPBILL_CREATE_IP", "", "APIv2: spbill_create_ip of unifiedorder, the server's public IP (empty: 127.0.0.1)"},
+	{"WXPAY_V2_SPBILL_CREATE_IP", "", "APIv2: spbill_create_ip of a unifiedorder whose buyer's IP is not known (a checkout without payer_client_ip; empty: 127.0.0.1)"},
 	{"WXPAY_V2_REFUND_NOTIFY_URL", "", "APIv2: notify_url of refunds; empty: WXPAY_NOTIFY_URL with its last segment notify replaced by refund-notify"},
 	{"WXPAY_PUBLIC_KEY_FILE", "", "WeChat Pay public key PEM (public-key mode; with WXPAY_PUBLIC_KEY_ID)"},
 	{"WXPAY_PUBLIC_KEY_ID", "", "id of the WeChat Pay public key, PUB_KEY_ID_..."},
@@ -76,6 +77,7 @@ var settings = []setting{
 	{"WXPAYD_CLUSTER_TIMEOUT", "3s", "cluster mode: deadline of a request to another node"},
 	{"WXPAYD_CLUSTER_RECONCILE_AFTER", "2m", "cluster mode: age after which a stock hold for another node's order is checked against the order"},
 	{"WXPAYD_CLUSTER_FORM_TIMEOUT", "30s", "cluster mode: /readyz answers 503 until every shard has joined, or for this long after start"},
+	{"WXPAYD_TRUSTED_PROXIES", "", "comma-separated IPs or CIDR prefixes of the reverse proxies / load balancers in front of wxpayd: from them the buyer's IP (sent to WeChat with each prepay) is read from X-Forwarded-For (empty: the TCP peer is the buyer)"},
 	{"WXPAYD_CORS_ORIGINS", "", "comma-separated browser origins allowed to call /api/v1/ across origins, e.g. wxpaysim's Mini Program page http://127.0.0.1:9090 (empty: no CORS)"},
 	{"WXPAYD_RECONCILE_AT", "10:30", "Beijing time of day (HH:MM) after which the previous day's WeChat bill is reconciled"},
 	{"WXPAYD_RECONCILE_CATCHUP_DAYS", "7", "days back (1 to 90) the reconciliation catches up on start and keeps reconciled"},
@@ -147,6 +149,23 @@ func (v values) integer(name string) (int, error) {
 		return 0, fmt.Errorf("%s: %q is not an integer", name, v[name])
 	}
 	return n, nil
+}
+
+// prefixes reads a comma-separated list of IP addresses and CIDR prefixes.
+func (v values) prefixes(name string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range v.list(name) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil || a.Zone() != "" {
+				return nil, cfgErr("%s: %q is not an IP address or a CIDR prefix", name, s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func (v values) list(name string) []string {

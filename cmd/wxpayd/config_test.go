@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -158,4 +159,33 @@ func readTestFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestTrustedProxiesSetting: IPs and CIDR prefixes, masked; anything else
+// is a configuration error that names the setting and the entry.
+func TestTrustedProxiesSetting(t *testing.T) {
+	v := values{"WXPAYD_TRUSTED_PROXIES": " 10.1.2.3/8, 192.0.2.7 ,2001:db8::/32,::ffff:198.51.100.1"}
+	got, err := v.prefixes("WXPAYD_TRUSTED_PROXIES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "198.51.100.1/32"}
+	if len(got) != len(want) {
+		t.Fatalf("%v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("entry %d: %s, want %s", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []string{"10.0.0.0/33", "proxy.internal", "fe80::1%eth0"} {
+		_, err := values{"WXPAYD_TRUSTED_PROXIES": bad}.prefixes("WXPAYD_TRUSTED_PROXIES")
+		var ce configError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "WXPAYD_TRUSTED_PROXIES") || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	if got, err := (values{}).prefixes("WXPAYD_TRUSTED_PROXIES"); err != nil || got != nil {
+		t.Errorf("unset: %v %v", got, err)
+	}
 }
