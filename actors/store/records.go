@@ -57,8 +57,9 @@ type Order struct {
 	IdemKey     string `json:"idempotency_key,omitempty"`
 	// PayerClientIP is the buyer's IP as the order's creator saw it, sent
 	// to WeChat with every prepay of the order (APIv3
-	// scene_info.payer_client_ip, APIv2 spbill_create_ip); empty: the
-	// client's configured address.
+	// scene_info.payer_client_ip, APIv2 spbill_create_ip); empty: not
+	// known (APIv2 then sends the client's configured address, APIv3 no
+	// scene_info).
 	PayerClientIP string `json:"payer_client_ip,omitempty"`
 
 	// An order a shop created through the checkout API (actors.Checkout)
