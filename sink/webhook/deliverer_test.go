@@ -3,6 +3,7 @@ package webhook
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -127,6 +128,11 @@ func TestParksAfterADayAndRedelivers(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if d.otn == "01X" && failX {
+			if d.id == "01X:2" {
+				// Slowly: the 503 is on its way back while the test
+				// would move the clock (see below).
+				return 503, 200 * time.Millisecond, false
+			}
 			return 503, 0, false
 		}
 		return 204, 0, false
@@ -170,10 +176,20 @@ func TestParksAfterADayAndRedelivers(t *testing.T) {
 	}
 	t.Logf("parked after %d attempts over %v", dl.Attempts, time.Duration(dl.LastMs-dl.FirstMs)*time.Millisecond)
 
-	// Now 01X:2 goes (and fails); the shop mends its endpoint.
-	eventually(t, "01X:2 is tried", 5*time.Second, func() bool {
+	// Now 01X:2 goes (and fails); the shop mends its endpoint. The clock
+	// moves only once the deliverer has recorded that failure (every 01X
+	// attempt so far failed): moved while the 503 is on its way back, it
+	// would date the next attempt from the later time, which the clock
+	// then never reaches.
+	eventually(t, "01X:2 is tried and its failure recorded", 5*time.Second, func() bool {
 		_, tried, _, _ := rcv.snapshot()
-		return tried[len(tried)-1].id == "01X:2"
+		var failed int64
+		for _, x := range tried {
+			if strings.HasPrefix(x.id, "01X:") {
+				failed++
+			}
+		}
+		return tried[len(tried)-1].id == "01X:2" && d.Stats().FailedAttempts >= failed
 	})
 	mu.Lock()
 	failX = false
