@@ -48,13 +48,22 @@ func newCheckoutHarness(t *testing.T, wc *scriptedWeChat) (*harness, *recordingW
 		wc = &scriptedWeChat{state: map[string]string{}}
 	}
 	rec := &recordingWeChat{scriptedWeChat: wc}
-	dir := t.TempDir()
+	return newRecordingHarness(t, t.TempDir(), rec, nil), rec
+}
+
+// newRecordingHarness starts a system on the store in dir that calls rec;
+// a second one on the same dir is the first restarted (close it first).
+func newRecordingHarness(t *testing.T, dir string, rec *recordingWeChat, clk *clock) *harness {
+	t.Helper()
+	wc := rec.scriptedWeChat
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{}
-	clk.ns.Store(t0.UnixNano())
+	if clk == nil {
+		clk = &clock{}
+		clk.ns.Store(t0.UnixNano())
+	}
 	sys, err := New(Config{AppID: "wx-app", MchID: "1900000001", NotifyURL: "https://shop.example/notify",
 		Idle: time.Second, Now: clk.now, Partitions: 4, PrepayQPS: -1}, st, rec)
 	if err != nil {
@@ -64,7 +73,7 @@ func newCheckoutHarness(t *testing.T, wc *scriptedWeChat) (*harness, *recordingW
 	h := &harness{sys: sys, st: st, wc: wc, clk: clk, dir: dir, stop: cancel, done: make(chan error, 1), idle: time.Second}
 	go func() { h.done <- sys.Run(ctx) }()
 	t.Cleanup(h.close)
-	return h, rec
+	return h
 }
 
 func checkoutMsg(otn string) *Checkout {

@@ -3,8 +3,11 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
+	"github.com/wxpayd/wxpayd/actors/store"
 	"github.com/wxpayd/wxpayd/wxpay"
 )
 
@@ -69,5 +72,97 @@ func TestPayerClientIPGoesWithEveryPrepayOfTheOrder(t *testing.T) {
 	}
 	if reqs := rec.prepaysOf(plain.OutTradeNo); len(reqs) != 1 || reqs[0].SceneInfo != nil {
 		t.Fatalf("without an IP: %+v", reqs)
+	}
+}
+
+// TestPayerClientIPSurvivesRacesFailuresAndRestarts: buyers race one
+// Idempotency-Key from sixteen IPs while WeChat answers 429, times out and
+// loses an answer after acting; the order is one, its IP is one of the
+// sixteen, and every prepay sends that one. The process then stops with
+// the order still CREATED and starts again on the same store: the replay,
+// from yet another IP, sends the same IP, read back from disk.
+func TestPayerClientIPSurvivesRacesFailuresAndRestarts(t *testing.T) {
+	t.Parallel()
+	wc := &scriptedWeChat{state: map[string]string{}}
+	wc.prepayErr = func(_ string, n int64) error {
+		switch n {
+		case 1:
+			return &wxpay.APIError{Status: 429, Code: wxpay.CodeFrequencyLimited}
+		case 2:
+			return context.DeadlineExceeded // the answer did not come in time
+		case 3:
+			return &wxpay.APIError{Status: 500, Code: wxpay.CodeSystemError} // it acted; its answer was lost
+		}
+		if n < 10 {
+			return &wxpay.APIError{Status: 500, Code: wxpay.CodeSystemError}
+		}
+		return nil
+	}
+	rec := &recordingWeChat{scriptedWeChat: wc}
+	dir := t.TempDir()
+	h := newRecordingHarness(t, dir, rec, nil)
+	h.putSKU(t, "tea", 10, 0)
+	const otn = "01IPRACE001"
+	msg := func(ip string) *Prepay {
+		return &Prepay{OutTradeNo: otn, OpenID: "buyer", SKU: "tea", Quantity: 1, IdemKey: "k", ClientIP: ip}
+	}
+	ips := map[string]bool{}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		ip := fmt.Sprintf("203.0.113.%d", i+1)
+		ips[ip] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := h.sys.Request(context.Background(), msg(ip))
+			if err == nil && r.Order.OutTradeNo != otn {
+				t.Errorf("%s: answered order %q", ip, r.Order.OutTradeNo)
+			}
+		}()
+	}
+	wg.Wait()
+	o := h.order(t, otn)
+	won := o.PayerClientIP
+	if !ips[won] || o.State != store.StateCreated {
+		t.Fatalf("after the race: state %s, payer_client_ip %q", o.State, won)
+	}
+	sentAll := func(when string) {
+		t.Helper()
+		reqs := rec.prepaysOf(otn)
+		if len(reqs) == 0 {
+			t.Fatalf("%s: no prepay sent", when)
+		}
+		for i, p := range reqs {
+			if p.SceneInfo == nil || p.SceneInfo.PayerClientIP != won {
+				t.Fatalf("%s: prepay %d of %d sent %+v, want %s", when, i+1, len(reqs), p.SceneInfo, won)
+			}
+		}
+	}
+	sentAll("racing")
+	if n, err := h.st.CountOrders(); err != nil || n != 1 {
+		t.Fatalf("%d orders (%v)", n, err)
+	}
+
+	h.close() // stopped with the order CREATED and its last outcome unknown
+	h = newRecordingHarness(t, dir, rec, h.clk)
+	for i := 0; ; i++ {
+		r, err := h.sys.Request(context.Background(), msg("198.51.100.77"))
+		if err == nil && r.Order.State == store.StatePrepaid {
+			if r.Order.PayerClientIP != won {
+				t.Fatalf("after the restart: payer_client_ip %q, want %q", r.Order.PayerClientIP, won)
+			}
+			break
+		}
+		if i == 20 {
+			t.Fatalf("not prepaid after %d replays: %+v %v", i, r.Order, err)
+		}
+	}
+	sentAll("after the restart")
+	if n := len(rec.prepaysOf(otn)); n < 10 {
+		t.Fatalf("%d prepays: the scripted failures were not all met", n)
+	}
+	held := 0
+	if err := h.st.Reservations("tea", func(string, store.Reservation) error { held++; return nil }); err != nil || held != 1 {
+		t.Fatalf("%d reservations of tea (%v), want the order's one", held, err)
 	}
 }
