@@ -66,8 +66,6 @@ func (s *Server) trusted(ip netip.Addr) bool {
 	return false
 }
 
-func validPayerIP(s string) bool { _, ok := validClientIP(s); return ok }
-
 // validClientIP reports whether s is an IPv4 or IPv6 address WeChat takes
 // (no zone; at most 45 bytes, APIv3's limit), and returns its canonical form.
 func validClientIP(s string) (string, bool) {

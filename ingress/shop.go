@@ -94,7 +94,16 @@ type shopView struct {
 
 // validateCheckout returns why the request cannot be an order, or "". It
 // does not check the session (checkout does, against the server's key).
+// A valid payer_client_ip is rewritten in its canonical form: the order
+// keeps one spelling of an address.
 func validateCheckout(r *checkoutRequest) string {
+	if r.PayerClientIP != "" {
+		ip, ok := validClientIP(r.PayerClientIP)
+		if !ok {
+			return "payer_client_ip must be an IPv4 or IPv6 address"
+		}
+		r.PayerClientIP = ip
+	}
 	switch {
 	case !validShopOrderID(r.ShopOrderID):
 		return "shop_order_id must be 1 to 64 characters of [0-9A-Za-z_-]"
@@ -112,8 +121,6 @@ func validateCheckout(r *checkoutRequest) string {
 		return "attach must be at most 127 bytes of UTF-8"
 	case r.ExpiresIn != nil && (*r.ExpiresIn < minExpiresIn || *r.ExpiresIn > maxExpiresIn):
 		return "expires_in must be 60 to 7200 seconds"
-	case r.PayerClientIP != "" && !validPayerIP(r.PayerClientIP):
-		return "payer_client_ip must be an IPv4 or IPv6 address"
 	case len(r.LineItems) > maxLineItems:
 		return "line_items holds at most " + strconv.Itoa(maxLineItems) + " lines"
 	}
@@ -250,9 +257,7 @@ func (s *Server) checkout(ctx *fasthttp.RequestCtx) {
 		OutTradeNo: s.shopOutTradeNo(req.ShopOrderID), ShopOrderID: req.ShopOrderID, OpenID: openid,
 		Amount: req.Amount, Description: req.Description, Attach: req.Attach,
 	}
-	if req.PayerClientIP != "" {
-		m.ClientIP, _ = validClientIP(req.PayerClientIP)
-	}
+	m.ClientIP = req.PayerClientIP
 	if req.ExpiresIn != nil {
 		m.ExpiresIn = time.Duration(*req.ExpiresIn) * time.Second
 	}
